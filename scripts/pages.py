@@ -1,0 +1,111 @@
+"""Read pages the way MkDocs renders them: fences (also inside admonitions and
+content tabs, as pymdownx.superfences allows), includes, anchors, links, admonitions.
+
+The doc tests, the translation checks and ``make translations`` all read pages
+through this module, so they agree on what a page contains.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from includes import ROOT, include_target
+
+DOCS = ROOT / "docs"
+LANGUAGES = ("en", "es", "zh", "ja", "fr")
+DEFAULT_LANGUAGE = "en"
+
+FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
+HEADING = re.compile(r"^#{1,6}\s+.*?\{#(?P<anchor>[\w-]+)[^}]*\}\s*$")
+HEADING_ANY = re.compile(r"^#{1,6}\s+\S")
+ADMONITION = re.compile(r"^\s*(?:!!!|\?\?\?\+?)\s+(?P<kind>\w+)")
+# Markdown links to other pages of the site: [text](path.md#anchor); external URLs are left out.
+LINK = re.compile(r"\]\((?P<target>(?!https?:|mailto:)[^)\s]+)\)")
+FRONT_MATTER = re.compile(r"\A---\n(?P<yaml>.*?)\n---\n", re.S)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """One fenced block: where it starts, its info string and its body, dedented."""
+
+    line: int  # 0-based line of the opening fence
+    end: int  # 0-based line of the closing fence
+    indent: str
+    info: str
+    body: list[str]
+
+    @property
+    def lang(self) -> str:
+        return self.info.split()[0].lstrip("{.") if self.info.split() else ""
+
+    @property
+    def includes(self) -> list[str]:
+        return [t for t in map(include_target, self.body) if t]
+
+    @property
+    def literal_lines(self) -> list[str]:
+        """Lines that are neither includes nor blank: code written into the page itself."""
+        return [line for line in self.body if line.strip() and include_target(line) is None]
+
+
+def fences(text: str) -> list[Fence]:
+    """Every fenced block of a page, at any indentation."""
+    lines = text.split("\n")
+    found, i = [], 0
+    while i < len(lines):
+        match = FENCE_OPEN.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        indent, fence = match["indent"], match["fence"]
+        close = re.compile(rf"^{re.escape(indent)}{fence[0]}{{{len(fence)},}}\s*$")
+        end = next((j for j in range(i + 1, len(lines)) if close.match(lines[j])), len(lines))
+        body = [line[len(indent):] if line.startswith(indent) else line.lstrip() for line in lines[i + 1 : end]]
+        found.append(Fence(i, end, indent, match["info"].strip(), body))
+        i = end + 1
+    return found
+
+
+def prose_lines(text: str) -> list[str]:
+    """The page's lines outside fences and front matter."""
+    lines = FRONT_MATTER.sub(lambda m: "\n" * m.group(0).count("\n"), text).split("\n")
+    for fence in fences(text):
+        for k in range(fence.line, min(fence.end + 1, len(lines))):
+            lines[k] = ""
+    return lines
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What a translation must keep identical to the English page."""
+
+    includes: list[str] = field(default_factory=list)
+    anchors: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    admonitions: list[str] = field(default_factory=list)
+
+
+def structure(text: str) -> Structure:
+    prose = prose_lines(text)
+    return Structure(
+        includes=[t for fence in fences(text) for t in fence.includes],
+        anchors=[m["anchor"] for line in prose if (m := HEADING.match(line))],
+        links=[m["target"] for line in prose for m in LINK.finditer(line)],
+        admonitions=[m["kind"] for line in prose if (m := ADMONITION.match(line))],
+    )
+
+
+def headings_without_anchor(text: str) -> list[str]:
+    return [line for line in prose_lines(text) if HEADING_ANY.match(line) and not HEADING.match(line)]
+
+
+def pages(language: str) -> dict[str, Path]:
+    """Pages of one language, keyed by their path relative to the language folder."""
+    base = DOCS / language
+    return {p.relative_to(base).as_posix(): p for p in sorted(base.rglob("*.md"))}
+
+
+def is_notebook(rel: str) -> bool:
+    return rel.startswith("notebooks/")

@@ -1,0 +1,1 @@
+"""Subcommands of ``llama-notes``; see :mod:`llama_notes.cli`."""
