@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+from pathlib import Path
 
 import llama_notes
 
+# The console script pip installed beside this interpreter, whether or not the venv is activated.
+LLAMA_NOTES = str(Path(sys.executable).parent / "llama-notes")
+
 
 def _run(*args):
-    return subprocess.run(["llama-notes", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([LLAMA_NOTES, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_version_is_the_installed_one():
