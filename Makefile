@@ -37,3 +37,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf site site-offline .pytest_cache .cache
+
+translations: $(STAMP)
+	$(BIN)/python scripts/translations.py

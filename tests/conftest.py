@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from includes import ROOT
-
-
-def build_site(destination: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the strict five-language build into ``destination``; notebooks are executed."""
-    return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(destination), *extra],
-        cwd=ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+from sitebuild import build_site
 
 
 @pytest.fixture(scope="session")
