@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
 from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
 
-from includes import expand_includes
+from includes import ROOT, expand_includes
 from pages import DEFAULT_LANGUAGE
 from translations import BANNERS, CURRENT, ENGLISH_ONLY, MISSING, READ_ENGLISH, status
 
 _notebook_dir = tempfile.TemporaryDirectory(prefix="llama-notes-notebooks-")
 
+# A code block's title is the file it comes from (CONTRIBUTING.md). Linked, it takes the
+# reader to that file: package source to its API reference entry, a snippet to the script.
+FILENAME = re.compile(r'<span class="filename">(?P<path>(?P<root>snippets|src)/(?P<name>[^<]+))</span>')
+SNIPPET_ASSETS = "assets/snippets"
+
 
 @event_priority(100)  # before mkdocs-jupyter wraps the notebook files and i18n sorts them
 def on_files(files, config):
-    """Give mkdocs-jupyter notebook pages whose includes are already expanded.
+    """Expand the includes of notebook pages, and publish the snippets for the title links.
 
-    mkdocs-jupyter reads the page file itself (through jupytext), so the
-    ``--8<--`` lines in its code cells never reach pymdownx.snippets. Each
-    notebook page is expanded with the same snippet settings into a temporary
-    file that the plugin executes and renders instead.
+    mkdocs-jupyter reads the page file itself (through jupytext), so the ``--8<--``
+    lines in its code cells never reach pymdownx.snippets. Each notebook page is
+    expanded with the same snippet settings into a temporary file that the plugin
+    executes and renders instead.
     """
     settings = config.mdx_configs["pymdownx.snippets"]
     for file in files:
@@ -30,24 +37,47 @@ def on_files(files, config):
             expanded.parent.mkdir(parents=True, exist_ok=True)
             expanded.write_text(expand_includes(file.content_string, settings), encoding="utf-8")
             file.abs_src_path = str(expanded)
+    for snippet in sorted((ROOT / "snippets").iterdir()):
+        if snippet.is_file():
+            files.append(File.generated(config, f"{SNIPPET_ASSETS}/{snippet.name}", abs_src_path=str(snippet)))
     return files
 
 
-def on_page_content(html, page, config, files):
-    """Warn readers of a missing or stale translation, in their language, with a link to English."""
+def _root(page) -> str:
+    """The relative path from ``page`` to the root of its language's site."""
+    lang = getattr(page.file, "locale_alternate_of", DEFAULT_LANGUAGE)
+    depth = page.url.count("/") - (0 if lang == DEFAULT_LANGUAGE else 1)
+    return "../" * depth
+
+
+def _source_link(match: re.Match, page) -> str:
+    if match["root"] == "src":
+        module = match["name"].removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        href = f"{_root(page)}reference/#{module}"
+    else:
+        # Snippets are published once, at the root of the whole site.
+        href = f"{'../' * page.url.count('/')}{SNIPPET_ASSETS}/{match['name']}"
+    return f'<span class="filename"><a href="{href}">{match["path"]}</a></span>'
+
+
+def _translation_banner(page, config) -> str:
+    """A warning on a missing or stale translation, in the reader's language, linking to English."""
     lang, source_lang = getattr(page.file, "locale_alternate_of", None), getattr(page.file, "locale", None)
     if lang is None or lang == DEFAULT_LANGUAGE:
-        return html
+        return ""
     rel = page.file.src_uri.removeprefix(f"{source_lang}/")
     if rel.startswith(ENGLISH_ONLY):
-        return html
+        return ""
     state = MISSING if source_lang != lang else status(Path(config.docs_dir), lang, rel)
     if state == CURRENT:
-        return html
+        return ""
     english_url = "../" * page.url.count("/") + page.url.removeprefix(f"{lang}/")
-    banner = (
+    return (
         f'<div class="admonition warning translation-{state}" data-translation="{state}">'
         f'<p class="admonition-title">{BANNERS[state][lang]}</p>'
         f'<p><a href="{english_url}" hreflang="en">{READ_ENGLISH[lang]}</a></p></div>'
     )
-    return banner + html
+
+
+def on_page_content(html, page, config, files):
+    return _translation_banner(page, config) + FILENAME.sub(lambda m: _source_link(m, page), html)

@@ -19,6 +19,8 @@ DEFAULT_LANGUAGE = "en"
 
 FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 HEADING = re.compile(r"^#{1,6}\s+.*?\{#(?P<anchor>[\w-]+)[^}]*\}\s*$")
+# Any explicit anchor: headings and definition-list terms (the glossary) alike.
+ANCHOR = re.compile(r"\{#(?P<anchor>[\w-]+)[^}]*\}\s*$")
 HEADING_ANY = re.compile(r"^#{1,6}\s+\S")
 ADMONITION = re.compile(r"^\s*(?:!!!|\?\?\?\+?)\s+(?P<kind>\w+)")
 # Markdown links to other pages of the site: [text](path.md#anchor); external URLs are left out.
@@ -91,7 +93,7 @@ def structure(text: str) -> Structure:
     prose = prose_lines(text)
     return Structure(
         includes=[t for fence in fences(text) for t in fence.includes],
-        anchors=[m["anchor"] for line in prose if (m := HEADING.match(line))],
+        anchors=[m["anchor"] for line in prose if (m := ANCHOR.search(line))],
         links=[m["target"] for line in prose for m in LINK.finditer(line)],
         admonitions=[m["kind"] for line in prose if (m := ADMONITION.match(line))],
     )
