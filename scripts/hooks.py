@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 from includes import ROOT, expand_includes
 from pages import DEFAULT_LANGUAGE
+from reader import absolute_alternates, mark_switcher, search_in_own_language, split_search_index
 from translations import BANNERS, CURRENT, ENGLISH_ONLY, MISSING, READ_ENGLISH, status
 
 _notebook_dir = tempfile.TemporaryDirectory(prefix="llama-notes-notebooks-")
@@ -19,6 +21,12 @@ _notebook_dir = tempfile.TemporaryDirectory(prefix="llama-notes-notebooks-")
 # reader to that file: package source to its API reference entry, a snippet to the script.
 FILENAME = re.compile(r'<span class="filename">(?P<path>(?P<root>snippets|src)/(?P<name>[^<]+))</span>')
 SNIPPET_ASSETS = "assets/snippets"
+NOT_FOUND = {
+    "es": '<h1>404: página no encontrada</h1><p><a href="{home}es/">Volver al inicio</a></p>',
+    "zh": '<h1>404：页面不存在</h1><p><a href="{home}zh/">返回首页</a></p>',
+    "ja": '<h1>404：ページが見つかりません</h1><p><a href="{home}ja/">ホームに戻る</a></p>',
+    "fr": '<h1>404 : page introuvable</h1><p><a href="{home}fr/">Retour à l’accueil</a></p>',
+}
 
 
 @event_priority(100)  # before mkdocs-jupyter wraps the notebook files and i18n sorts them
@@ -81,3 +89,35 @@ def _translation_banner(page, config) -> str:
 
 def on_page_content(html, page, config, files):
     return _translation_banner(page, config) + FILENAME.sub(lambda m: _source_link(m, page), html)
+
+
+def on_post_page(output, page, config):
+    output = search_in_own_language(output, page)
+    output = absolute_alternates(output, page, config.site_url)
+    return mark_switcher(output, page, Path(config.docs_dir))
+
+
+@event_priority(-200)  # after static-i18n (-100) has built every language and merged their indexes
+def on_post_build(config):
+    i18n = config.plugins.get("i18n")
+    if i18n is not None and i18n.building:
+        return  # a nested build of one language; the outer build splits the final index
+    split_search_index(Path(config.site_dir))
+
+
+def on_post_template(output, template_name, config):
+    """Give every language its own 404 page.
+
+    static-i18n builds each language into the same ``site_dir``, so each build's
+    404.html would overwrite the previous one (the root 404 page ended up French).
+    """
+    lang = config.theme["language"]  # static-i18n sets it for each language's build
+    if template_name != "404.html" or lang == DEFAULT_LANGUAGE:
+        return output
+    target = Path(config.site_dir) / lang / "404.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Material's 404 template has its heading in English only.
+    home = urlsplit(config.site_url or "/").path  # a 404 page is served at any depth: absolute link
+    heading = NOT_FOUND[lang].format(home=home if home.endswith("/") else f"{home}/")
+    target.write_text(output.replace("<h1>404 - Not found</h1>", heading, 1), encoding="utf-8")
+    return ""  # MkDocs skips writing an empty template: the default language keeps /404.html

@@ -72,5 +72,10 @@ def test_build_shows_a_banner_on_stale_and_missing_pages_only(tmp_path):
     assert 'href="../../stale/"' in stale  # the English page
     assert 'data-translation="missing"' in missing and "Esta página aún no está traducida" in missing
     assert "Nobody translated this page." in missing  # the English text is shown as the fallback
+    assert "translation-stale" not in current and "translation-missing" not in current
+    assert "translation-stale" not in english  # English pages carry no banner...
+    # ...but their language switcher marks the languages in which they are stale or missing.
+    assert 'hreflang="es" class="md-select__link" data-translation="stale">' in english
+    assert "(desactualizada)" in english
+    assert 'data-translation="missing">' in (site / "missing" / "index.html").read_text(encoding="utf-8")
     assert "data-translation" not in current
-    assert "data-translation" not in english

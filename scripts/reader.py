@@ -1,0 +1,100 @@
+"""What the reader's browser gets beyond what Material and static-i18n do by themselves.
+
+- search in the reader's language only: static-i18n merges every language into one
+  index; each language gets its own index, and its pages search it;
+- absolute ``hreflang`` alternates plus ``x-default``;
+- the language switcher marks languages in which this page is missing or stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from pages import DEFAULT_LANGUAGE, LANGUAGES
+from translations import CURRENT, MISSING, STALE, status
+
+SWITCHER_MARK = {  # in the target language: the reader choosing it reads that language
+    MISSING: {"es": "sin traducir", "zh": "未翻译", "ja": "未翻訳", "fr": "non traduit"},
+    STALE: {"es": "desactualizada", "zh": "译文过时", "ja": "翻訳が古い", "fr": "traduction ancienne"},
+}
+CONFIG_BASE = re.compile(r'("base": ")[^"]*(")')
+ALTERNATE = re.compile(r'<link rel="alternate" href="[^"]*" hreflang="(?P<lang>[a-z]{2})">')
+SWITCHER_LINK = re.compile(r'(<a href="[^"]*" hreflang="(?P<lang>[a-z]{2})" class="md-select__link")>(?P<name>[^<]*)</a>')
+
+
+def page_language(page) -> str:
+    return getattr(page.file, "locale_alternate_of", DEFAULT_LANGUAGE)
+
+
+def page_rel(page) -> str:
+    """The page's path inside its language folder, as in docs/<lang>/."""
+    return page.file.src_uri.removeprefix(f"{getattr(page.file, 'locale', DEFAULT_LANGUAGE)}/")
+
+
+def language_url(page, lang: str) -> str:
+    """The page's URL path in ``lang``, relative to the site root."""
+    lang_root = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
+    own = page_language(page)
+    return lang_root + (page.url if own == DEFAULT_LANGUAGE else page.url.removeprefix(f"{own}/"))
+
+
+def search_in_own_language(html: str, page) -> str:
+    """Point Material's ``base`` (used to fetch the search index) at the language's root."""
+    lang = page_language(page)
+    if lang == DEFAULT_LANGUAGE:
+        return html
+    depth = page.url.count("/") - 1
+    return CONFIG_BASE.sub(lambda m: f"{m[1]}{'/'.join(['..'] * depth) or '.'}{m[2]}", html, count=1)
+
+
+def split_search_index(site_dir: Path) -> None:
+    """Give every language its own search index, with locations relative to its root."""
+    index_path = site_dir / "search" / "search_index.json"
+    if not index_path.exists():  # a site built without the search plugin
+        return
+    merged = json.loads(index_path.read_text(encoding="utf-8"))
+    for lang in LANGUAGES:
+        prefix = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
+        others = tuple(f"{other}/" for other in LANGUAGES if other != DEFAULT_LANGUAGE)
+        if lang == DEFAULT_LANGUAGE:
+            docs = [d for d in merged["docs"] if not d["location"].startswith(others)]
+        else:
+            docs = [{**d, "location": d["location"][len(prefix):]} for d in merged["docs"] if d["location"].startswith(prefix)]
+        target = site_dir / prefix / "search" / "search_index.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({**merged, "docs": docs}, ensure_ascii=False), encoding="utf-8")
+
+
+def absolute_alternates(html: str, page, site_url: str | None) -> str:
+    """``hreflang`` alternates with absolute URLs when the site has a URL, plus ``x-default``."""
+    if not site_url:
+        return html
+    base = site_url.rstrip("/") + "/"
+
+    def link(lang: str, hreflang: str) -> str:
+        return f'<link rel="alternate" href="{base}{language_url(page, lang)}" hreflang="{hreflang}">'
+
+    html = ALTERNATE.sub(lambda m: link(m["lang"], m["lang"]), html)
+    last = list(ALTERNATE.finditer(html))
+    if last:
+        end = last[-1].end()
+        html = html[:end] + link(DEFAULT_LANGUAGE, "x-default") + html[end:]
+    return html
+
+
+def mark_switcher(html: str, page, docs: Path) -> str:
+    """Mark, in the switcher, the languages in which this page is missing or stale."""
+    rel = page_rel(page)
+
+    def mark(m: re.Match) -> str:
+        lang = m["lang"]
+        if lang == DEFAULT_LANGUAGE or rel.startswith("reference/"):
+            return m[0]
+        state = status(docs, lang, rel)
+        if state == CURRENT:
+            return m[0]
+        return f'{m[1]} data-translation="{state}">{m["name"]} ({SWITCHER_MARK[state][lang]})</a>'
+
+    return SWITCHER_LINK.sub(mark, html)
