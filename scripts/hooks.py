@@ -12,7 +12,7 @@ from mkdocs.structure.files import File
 
 from includes import ROOT, expand_includes
 from pages import DEFAULT_LANGUAGE
-from reader import absolute_alternates, mark_switcher, search_in_own_language, split_search_index
+from reader import language_alternates, language_sitemaps, mark_switcher, search_in_own_language, split_search_index
 from translations import BANNERS, CURRENT, ENGLISH_ONLY, MISSING, READ_ENGLISH, status
 
 _notebook_dir = tempfile.TemporaryDirectory(prefix="llama-notes-notebooks-")
@@ -93,7 +93,7 @@ def on_page_content(html, page, config, files):
 
 def on_post_page(output, page, config):
     output = search_in_own_language(output, page)
-    output = absolute_alternates(output, page, config.site_url)
+    output = language_alternates(output, config.site_url)
     return mark_switcher(output, page, Path(config.docs_dir))
 
 
@@ -103,6 +103,7 @@ def on_post_build(config):
     if i18n is not None and i18n.building:
         return  # a nested build of one language; the outer build splits the final index
     split_search_index(Path(config.site_dir))
+    language_sitemaps(Path(config.site_dir))
 
 
 def on_post_template(output, template_name, config):
@@ -112,7 +113,10 @@ def on_post_template(output, template_name, config):
     404.html would overwrite the previous one (the root 404 page ended up French).
     """
     lang = config.theme["language"]  # static-i18n sets it for each language's build
-    if template_name != "404.html" or lang == DEFAULT_LANGUAGE:
+    if template_name != "404.html":
+        return output
+    output = language_alternates(output, config.site_url)
+    if lang == DEFAULT_LANGUAGE:
         return output
     target = Path(config.site_dir) / lang / "404.html"
     target.parent.mkdir(parents=True, exist_ok=True)

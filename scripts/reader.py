@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -57,6 +58,8 @@ def split_search_index(site_dir: Path) -> None:
     merged = json.loads(index_path.read_text(encoding="utf-8"))
     for lang in LANGUAGES:
         prefix = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
+        if not (site_dir / prefix).is_dir():
+            continue  # a site built without this language
         others = tuple(f"{other}/" for other in LANGUAGES if other != DEFAULT_LANGUAGE)
         if lang == DEFAULT_LANGUAGE:
             docs = [d for d in merged["docs"] if not d["location"].startswith(others)]
@@ -64,17 +67,30 @@ def split_search_index(site_dir: Path) -> None:
             docs = [{**d, "location": d["location"][len(prefix):]} for d in merged["docs"] if d["location"].startswith(prefix)]
         target = site_dir / prefix / "search" / "search_index.json"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps({**merged, "docs": docs}, ensure_ascii=False), encoding="utf-8")
+        if lang == "ja":
+            # Material segments every ideograph run with jieba, a Chinese word list; for
+            # Japanese, lunr's own segmenter (TinySegmenter) must cut the text as it cuts queries.
+            docs = [{**d, "title": d["title"].replace("\u200b", ""), "text": d["text"].replace("\u200b", "")} for d in docs]
+        # One language's stemmer and trimmer: with all five, lunr's combined trimmer
+        # strips Chinese queries down to nothing.
+        config = {**merged["config"], "lang": [lang]}
+        target.write_text(json.dumps({**merged, "config": config, "docs": docs}, ensure_ascii=False), encoding="utf-8")
 
 
-def absolute_alternates(html: str, page, site_url: str | None) -> str:
-    """``hreflang`` alternates with absolute URLs when the site has a URL, plus ``x-default``."""
-    if not site_url:
-        return html
-    base = site_url.rstrip("/") + "/"
+def language_alternates(html: str, site_url: str | None) -> str:
+    """Head ``hreflang`` alternates: each language's root, absolute, plus ``x-default``.
+
+    Material's JavaScript reads these links as language roots: it fetches
+    ``<href>/sitemap.xml`` from each one to map the current page into the other
+    language. static-i18n writes page URLs there, which sends every page to five
+    missing sitemaps (console errors). Page-to-page alternates are in the sitemap,
+    where static-i18n lists every page with its five translations.
+    """
+    base = (site_url or "/").rstrip("/") + "/"
 
     def link(lang: str, hreflang: str) -> str:
-        return f'<link rel="alternate" href="{base}{language_url(page, lang)}" hreflang="{hreflang}">'
+        root = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
+        return f'<link rel="alternate" href="{base}{root}" hreflang="{hreflang}">'
 
     html = ALTERNATE.sub(lambda m: link(m["lang"], m["lang"]), html)
     last = list(ALTERNATE.finditer(html))
@@ -82,6 +98,24 @@ def absolute_alternates(html: str, page, site_url: str | None) -> str:
         end = last[-1].end()
         html = html[:end] + link(DEFAULT_LANGUAGE, "x-default") + html[end:]
     return html
+
+
+def language_sitemaps(site_dir: Path) -> None:
+    """Add ``x-default`` to the sitemap and give each language root a copy, where Material looks."""
+    sitemap = site_dir / "sitemap.xml"
+    if not sitemap.exists():
+        return
+    text = re.sub(
+        rf'(<xhtml:link rel="alternate" hreflang="{DEFAULT_LANGUAGE}" href="(?P<href>[^"]*)"/>)',
+        lambda m: f'{m[1]}\n        <xhtml:link rel="alternate" hreflang="x-default" href="{m["href"]}"/>',
+        sitemap.read_text(encoding="utf-8"),
+    )
+    sitemap.write_text(text, encoding="utf-8")
+    if (site_dir / "sitemap.xml.gz").exists():
+        (site_dir / "sitemap.xml.gz").write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+    for lang in LANGUAGES:
+        if lang != DEFAULT_LANGUAGE and (site_dir / lang).is_dir():
+            (site_dir / lang / "sitemap.xml").write_text(text, encoding="utf-8")
 
 
 def mark_switcher(html: str, page, docs: Path) -> str:

@@ -1,0 +1,207 @@
+"""What a reader gets, checked in a real browser (Debian's Chromium driven by Playwright)
+against the built site served from 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from includes import ROOT
+from pages import DEFAULT_LANGUAGE, LANGUAGES, pages, structure
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps calling Google's hosts.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-default-apps",
+]
+ENGLISH = sorted(pages(DEFAULT_LANGUAGE))
+PAGES = [(lang, rel) for lang in LANGUAGES for rel in ENGLISH]
+ANNOTATION = re.compile(r"[ \t]*# \(\d+\)!")
+
+
+def url_path(lang: str, rel: str) -> str:
+    stem = rel.removesuffix(".md")
+    page = "" if stem == "index" else stem.removesuffix("/index") + "/"
+    return f"/{'' if lang == DEFAULT_LANGUAGE else lang + '/'}{page}"
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(built_site, site_url):
+    httpd = ThreadingHTTPServer(("127.0.0.1", urlsplit(site_url).port), partial(_QuietHandler, directory=str(built_site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it with apt-get")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """A browser tab that records what the page loads and what goes wrong."""
+
+    def __init__(self, browser, server):
+        self.server = server
+        self.context = browser.new_context()
+        self.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+        self.page = self.context.new_page()
+        self.requests, self.failures, self.errors = [], [], []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("requestfailed", lambda r: self.failures.append(f"{r.url} ({r.failure})"))
+        self.page.on("response", lambda r: r.status >= 400 and self.failures.append(f"{r.url} ({r.status})"))
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def open(self, path: str):
+        self.page.goto(self.server + path, wait_until="networkidle")
+        return self.page
+
+    def foreign_requests(self) -> list[str]:
+        host = urlsplit(self.server).netloc
+        return [u for u in self.requests if urlsplit(u).scheme in ("http", "https") and urlsplit(u).netloc != host]
+
+
+@pytest.fixture
+def visit(browser, server):
+    visit = Visit(browser, server)
+    yield visit
+    visit.context.close()
+
+
+@pytest.mark.parametrize("lang,rel", PAGES)
+def test_page_loads_everything_from_the_site_without_errors(visit, lang, rel):
+    page = visit.open(url_path(lang, rel))
+    assert page.locator("html").get_attribute("lang") == lang
+    page.mouse.wheel(0, 20000)  # scroll to the end: lazy content loads too
+    page.wait_for_load_state("networkidle")
+    assert visit.foreign_requests() == []
+    assert visit.failures == []
+    assert visit.errors == []
+
+
+def _next_language(lang: str) -> str:
+    return LANGUAGES[(LANGUAGES.index(lang) + 1) % len(LANGUAGES)]
+
+
+@pytest.mark.parametrize("lang,rel", PAGES)
+def test_switching_language_keeps_the_page_and_the_section(visit, lang, rel):
+    anchor = structure((ROOT / "docs" / "en" / rel).read_text(encoding="utf-8")).anchors[-1]
+    page = visit.open(f"{url_path(lang, rel)}#{anchor}")
+    target = _next_language(lang)
+    page.locator(".md-header__option .md-select").hover()
+    with page.expect_navigation():
+        page.locator(f'a.md-select__link[hreflang="{target}"]').click()
+    assert urlsplit(page.url).path == url_path(target, rel)
+    assert urlsplit(page.url).fragment == anchor
+    assert page.locator("html").get_attribute("lang") == target
+    assert page.evaluate("document.querySelector(':target') && document.querySelector(':target').id") == anchor
+
+
+def _code_blocks(rel):
+    """Pages with at least one code block titled by a snippet file."""
+    text = (ROOT / "docs" / "en" / rel).read_text(encoding="utf-8")
+    return re.findall(r'title="(snippets/[^"]+)"', text)
+
+
+def _lines(code: str) -> list[str]:
+    return [line.rstrip() for line in code.rstrip("\n").split("\n")]
+
+
+COPYABLE = [(lang, rel) for lang, rel in PAGES if _code_blocks(rel)]
+
+
+@pytest.mark.parametrize("lang,rel", COPYABLE)
+def test_copy_button_copies_exactly_the_code(visit, lang, rel):
+    page = visit.open(url_path(lang, rel))
+    for i, title in enumerate(_code_blocks(rel)):
+        name = title.removeprefix("snippets/")
+        block = page.locator(f'div.highlight:has(span.filename a[href$="/{name}"])').first
+        block.hover()
+        block.locator("button[data-clipboard-target]").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        # Material drops the code annotation markers from what it copies (it keeps the
+        # blanks before them, invisible trailing whitespace, so lines are compared without it).
+        expected = ANNOTATION.sub("", (ROOT / title).read_text(encoding="utf-8"))
+        assert _lines(copied) == _lines(expected), f"block {i} ({title})"
+
+
+# A query a reader would type in each language, and the page it must reach.
+SEARCHES = [
+    ("en", "spaCy", "guides/spacy.md"),
+    ("es", "lematización", "guides/spacy.md"),
+    ("zh", "依存句法分析", "guides/spacy.md"),
+    ("zh", "设备", "glossary.md"),
+    ("ja", "固有表現認識", "guides/spacy.md"),
+    ("ja", "デバイス", "glossary.md"),
+    ("es", "muestreo", "glossary.md"),
+    ("fr", "taux d'apprentissage", "glossary.md"),
+]
+
+
+@pytest.mark.parametrize("lang,query,expected", SEARCHES)
+def test_search_finds_the_page_in_the_readers_language_only(visit, lang, query, expected):
+    page = visit.open(url_path(lang, "index.md"))
+    placeholder = json.loads(page.locator("#__config").text_content())["translations"]["search.result.placeholder"]
+    page.locator("input.md-search__input").focus()
+    # Ready when the worker has loaded the index and the prompt to type shows.
+    page.wait_for_function("t => document.querySelector('.md-search-result__meta').textContent.trim() === t", arg=placeholder)
+    # As an input method commits Chinese or Japanese text: the text arrives at once, then a key.
+    page.keyboard.insert_text(query)
+    page.keyboard.press("End")
+    results = page.locator(".md-search-result__item a")
+    results.first.wait_for(timeout=15000)
+    hrefs = [urlsplit(h).path for h in results.evaluate_all("els => els.map(e => e.href)")]
+    prefix = f"/{lang}/" if lang != DEFAULT_LANGUAGE else "/"
+    others = [f"/{other}/" for other in LANGUAGES if other != DEFAULT_LANGUAGE and other != lang]
+    assert all(h.startswith(prefix) and not h.startswith(tuple(others)) for h in hrefs), hrefs
+    assert url_path(lang, expected) in hrefs
+    assert visit.errors == [] and visit.foreign_requests() == []
+
+
+NOT_FOUND = {"en": "404 - Not found", "es": "página no encontrada", "zh": "页面不存在", "ja": "ページが見つかりません", "fr": "page introuvable"}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_each_language_has_its_404_page(visit, lang):
+    page = visit.open(f"/{'' if lang == DEFAULT_LANGUAGE else lang + '/'}404.html")
+    assert page.locator("html").get_attribute("lang") == lang
+    assert NOT_FOUND[lang] in page.locator("article h1").inner_text()
+    assert visit.foreign_requests() == [] and visit.failures == [] and visit.errors == []
+
+
+def test_palette_toggle_switches_between_light_and_dark(visit):
+    page = visit.open("/")
+    scheme = lambda: page.locator("body").get_attribute("data-md-color-scheme")  # noqa: E731
+    first = scheme()
+    page.locator("form[data-md-component=palette] label:visible").first.click()
+    second = scheme()
+    page.locator("form[data-md-component=palette] label:visible").first.click()
+    assert {first, second} == {"default", "slate"}
+    assert scheme() == first
