@@ -29,7 +29,7 @@ NOT_FOUND = {
 }
 
 
-@event_priority(100)  # before mkdocs-jupyter wraps the notebook files and i18n sorts them
+@event_priority(-150)  # after static-i18n (-100), which recreates every File from its source path
 def on_files(files, config):
     """Expand the includes of notebook pages, and publish the snippets for the title links.
 
