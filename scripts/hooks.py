@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
+from charts import bar_chart
 from includes import ROOT, expand_includes
 from pages import DEFAULT_LANGUAGE
 from reader import language_alternates, language_sitemaps, mark_switcher, search_in_own_language, split_search_index
@@ -19,8 +21,13 @@ _notebook_dir = tempfile.TemporaryDirectory(prefix="llama-notes-notebooks-")
 
 # A code block's title is the file it comes from (CONTRIBUTING.md). Linked, it takes the
 # reader to that file: package source to its API reference entry, a snippet to the script.
-FILENAME = re.compile(r'<span class="filename">(?P<path>(?P<root>snippets|src)/(?P<name>[^<]+))</span>')
-SNIPPET_ASSETS = "assets/snippets"
+FILENAME = re.compile(r'<span class="filename">(?P<path>(?P<root>snippets|src|benchmarks/results)/(?P<name>[^<]+))</span>')
+# Files published once, at the root of the whole site, for those links.
+PUBLISHED = {"snippets": "assets/snippets", "benchmarks/results": "assets/benchmarks"}
+# A code block showing a benchmark's results, followed by its chart.
+RESULTS_BLOCK = re.compile(
+    r'(<div class="highlight"><span class="filename"><a [^>]*>benchmarks/results/(?P<name>[\w-]+)\.json</a></span>.*?</div>)', re.S
+)
 NOT_FOUND = {
     "es": '<h1>404: página no encontrada</h1><p><a href="{home}es/">Volver al inicio</a></p>',
     "zh": '<h1>404：页面不存在</h1><p><a href="{home}zh/">返回首页</a></p>',
@@ -45,9 +52,10 @@ def on_files(files, config):
             expanded.parent.mkdir(parents=True, exist_ok=True)
             expanded.write_text(expand_includes(file.content_string, settings), encoding="utf-8")
             file.abs_src_path = str(expanded)
-    for snippet in sorted((ROOT / "snippets").iterdir()):
-        if snippet.is_file():
-            files.append(File.generated(config, f"{SNIPPET_ASSETS}/{snippet.name}", abs_src_path=str(snippet)))
+    for source, published in PUBLISHED.items():
+        for path in sorted((ROOT / source).iterdir()):
+            if path.is_file():
+                files.append(File.generated(config, f"{published}/{path.name}", abs_src_path=str(path)))
     return files
 
 
@@ -63,8 +71,7 @@ def _source_link(match: re.Match, page) -> str:
         module = match["name"].removesuffix(".py").removesuffix("/__init__").replace("/", ".")
         href = f"{_root(page)}reference/#{module}"
     else:
-        # Snippets are published once, at the root of the whole site.
-        href = f"{'../' * page.url.count('/')}{SNIPPET_ASSETS}/{match['name']}"
+        href = f"{'../' * page.url.count('/')}{PUBLISHED[match['root']]}/{match['name']}"
     return f'<span class="filename"><a href="{href}">{match["path"]}</a></span>'
 
 
@@ -87,8 +94,15 @@ def _translation_banner(page, config) -> str:
     )
 
 
+def _with_chart(match: re.Match) -> str:
+    results = json.loads((ROOT / "benchmarks" / "results" / f"{match['name']}.json").read_text(encoding="utf-8"))
+    return match[1] + bar_chart(results, match["name"])
+
+
 def on_page_content(html, page, config, files):
-    return _translation_banner(page, config) + FILENAME.sub(lambda m: _source_link(m, page), html)
+    html = FILENAME.sub(lambda m: _source_link(m, page), html)
+    html = RESULTS_BLOCK.sub(_with_chart, html)
+    return _translation_banner(page, config) + html
 
 
 def on_post_page(output, page, config):

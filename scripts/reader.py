@@ -74,7 +74,10 @@ def split_search_index(site_dir: Path) -> None:
         # One language's stemmer and trimmer: with all five, lunr's combined trimmer
         # strips Chinese queries down to nothing.
         config = {**merged["config"], "lang": [lang]}
-        target.write_text(json.dumps({**merged, "config": config, "docs": docs}, ensure_ascii=False), encoding="utf-8")
+        data = json.dumps({**merged, "config": config, "docs": docs}, ensure_ascii=False)
+        target.write_text(data, encoding="utf-8")
+        if (site_dir / "search" / "search_index.js").exists():  # the offline plugin's copy for file://
+            target.with_suffix(".js").write_text(f"var __index = {data}", encoding="utf-8")
 
 
 def language_alternates(html: str, site_url: str | None) -> str:
@@ -84,9 +87,12 @@ def language_alternates(html: str, site_url: str | None) -> str:
     ``<href>/sitemap.xml`` from each one to map the current page into the other
     language. static-i18n writes page URLs there, which sends every page to five
     missing sitemaps (console errors). Page-to-page alternates are in the sitemap,
-    where static-i18n lists every page with its five translations.
+    where static-i18n lists every page with its five translations. A site without a
+    URL (the offline copy, read from disk) gets none: nothing to index, nothing to fetch.
     """
-    base = (site_url or "/").rstrip("/") + "/"
+    if not site_url:
+        return ALTERNATE.sub("", html)
+    base = site_url.rstrip("/") + "/"
 
     def link(lang: str, hreflang: str) -> str:
         root = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,3 +21,13 @@ def build_site(destination: Path, *extra: str, env: dict | None = None) -> subpr
         text=True,
         timeout=900,
     )
+
+
+ASSET = re.compile(r'<(?:script|link)[^>]+(?:src|href)="(?P<url>[^"#?]+\.(?:js|css))"')
+
+
+def page_weight_kb(page: Path) -> float:
+    """A built page plus every same-site CSS and JavaScript file it loads, uncompressed."""
+    html = page.read_text(encoding="utf-8")
+    assets = {(page.parent / m["url"]).resolve() for m in ASSET.finditer(html) if "://" not in m["url"]}
+    return (page.stat().st_size + sum(a.stat().st_size for a in assets if a.is_file())) / 1024

@@ -10,12 +10,13 @@ import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from includes import ROOT
 from pages import DEFAULT_LANGUAGE, LANGUAGES, pages, structure
+from sitebuild import build_site
 
 pytestmark = pytest.mark.browser
 
@@ -152,6 +153,20 @@ def test_copy_button_copies_exactly_the_code(visit, lang, rel):
         assert _lines(copied) == _lines(expected), f"block {i} ({title})"
 
 
+def _search(page, query: str) -> list[str]:
+    """Type ``query`` in the search box as a reader would; the result links."""
+    placeholder = json.loads(page.locator("#__config").text_content())["translations"]["search.result.placeholder"]
+    page.locator("input.md-search__input").focus()
+    # Ready when the worker has loaded the index and the prompt to type shows.
+    page.wait_for_function("t => document.querySelector('.md-search-result__meta').textContent.trim() === t", arg=placeholder)
+    # As an input method commits Chinese or Japanese text: the text arrives at once, then a key.
+    page.keyboard.insert_text(query)
+    page.keyboard.press("End")
+    results = page.locator(".md-search-result__item a")
+    results.first.wait_for(timeout=15000)
+    return results.evaluate_all("els => els.map(e => e.href)")
+
+
 # A query a reader would type in each language, and the page it must reach.
 SEARCHES = [
     ("en", "spaCy", "guides/spacy.md"),
@@ -168,16 +183,7 @@ SEARCHES = [
 @pytest.mark.parametrize("lang,query,expected", SEARCHES)
 def test_search_finds_the_page_in_the_readers_language_only(visit, lang, query, expected):
     page = visit.open(url_path(lang, "index.md"))
-    placeholder = json.loads(page.locator("#__config").text_content())["translations"]["search.result.placeholder"]
-    page.locator("input.md-search__input").focus()
-    # Ready when the worker has loaded the index and the prompt to type shows.
-    page.wait_for_function("t => document.querySelector('.md-search-result__meta').textContent.trim() === t", arg=placeholder)
-    # As an input method commits Chinese or Japanese text: the text arrives at once, then a key.
-    page.keyboard.insert_text(query)
-    page.keyboard.press("End")
-    results = page.locator(".md-search-result__item a")
-    results.first.wait_for(timeout=15000)
-    hrefs = [urlsplit(h).path for h in results.evaluate_all("els => els.map(e => e.href)")]
+    hrefs = [urlsplit(h).path for h in _search(page, query)]
     prefix = f"/{lang}/" if lang != DEFAULT_LANGUAGE else "/"
     others = [f"/{other}/" for other in LANGUAGES if other != DEFAULT_LANGUAGE and other != lang]
     assert all(h.startswith(prefix) and not h.startswith(tuple(others)) for h in hrefs), hrefs
@@ -205,3 +211,35 @@ def test_palette_toggle_switches_between_light_and_dark(visit):
     page.locator("form[data-md-component=palette] label:visible").first.click()
     assert {first, second} == {"default", "slate"}
     assert scheme() == first
+
+
+@pytest.fixture(scope="session")
+def offline_site(tmp_path_factory) -> Path:
+    """`make site-offline`, built once (notebooks not executed: they do not change what is tested)."""
+    site = tmp_path_factory.mktemp("site-offline")
+    result = build_site(site, env={"SITE_URL": "", "LLAMA_NOTES_OFFLINE": "true", "LLAMA_NOTES_EXECUTE": "false"})
+    assert result.returncode == 0, result.stderr[-5000:]
+    return site
+
+
+@pytest.mark.parametrize("lang,query,expected", SEARCHES)
+def test_offline_copy_works_from_disk_with_search(browser, offline_site, lang, query, expected):
+    context = browser.new_context()
+    page = context.new_page()
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    home = offline_site / ("" if lang == DEFAULT_LANGUAGE else lang) / "index.html"
+    page.goto(home.as_uri(), wait_until="load")
+    results = _search(page, query)
+    # Offline, URLs are files: guides/spacy.md is guides/spacy.html.
+    prefix = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
+    expected_file = (offline_site / prefix / expected.removesuffix(".md")).as_posix() + ".html"
+    hrefs = [unquote(urlsplit(h).path) for h in results]
+    assert expected_file in hrefs, hrefs
+    page.goto(Path(expected_file).as_uri(), wait_until="load")
+    assert page.locator("html").get_attribute("lang") == lang
+    assert [u for u in requests if not u.startswith(("file://", "data:", "blob:", "about:"))] == []
+    assert errors == []
+    context.close()

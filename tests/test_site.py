@@ -8,7 +8,9 @@ from urllib.parse import urljoin
 
 import pytest
 
+from linkcheck import broken_links
 from pages import DEFAULT_LANGUAGE, LANGUAGES, pages
+from sitebuild import page_weight_kb
 
 
 def _url_dir(rel: str) -> str:
@@ -45,3 +47,39 @@ def test_switcher_leads_to_the_same_page(built_site, lang, rel):
     for other, href in links.items():
         prefix = "" if other == DEFAULT_LANGUAGE else f"{other}/"
         assert urljoin(here, href) == f"/{prefix}{_url_dir(rel)}", f"the {other} switcher link of {here} is {href}"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("rel", ENGLISH_PAGES)
+def test_hreflang_alternates_are_absolute_with_x_default(built_site, site_url, lang, rel):
+    alternates = dict(
+        (m["lang"], m["href"])
+        for m in re.finditer(r'<link rel="alternate" href="(?P<href>[^"]*)" hreflang="(?P<lang>[a-z-]+)">', _html(built_site, lang, rel))
+    )
+    assert alternates == {
+        **{other: f"{site_url}{'' if other == DEFAULT_LANGUAGE else other + '/'}" for other in LANGUAGES},
+        "x-default": site_url,
+    }
+
+
+def test_sitemap_lists_every_page_with_its_alternates(built_site, site_url):
+    sitemap = (built_site / "sitemap.xml").read_text(encoding="utf-8")
+    for rel in ENGLISH_PAGES:
+        for lang in LANGUAGES:
+            prefix = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
+            url = f"{site_url}{prefix}{_url_dir(rel)}"
+            assert f'hreflang="{lang}" href="{url}"' in sitemap
+        assert f'hreflang="x-default" href="{site_url}{_url_dir(rel)}"' in sitemap
+    for lang in LANGUAGES[1:]:  # Material looks for a sitemap at each language's root
+        assert (built_site / lang / "sitemap.xml").read_text(encoding="utf-8") == sitemap
+
+
+def test_no_broken_link_or_anchor_anywhere(built_site):
+    assert broken_links(built_site) == []
+
+
+def test_every_guide_page_weighs_under_a_megabyte_with_its_css_and_javascript(built_site):
+    guides = [p for p in built_site.rglob("*.html") if "/guides/" in p.as_posix()]
+    assert guides
+    heavy = {p.relative_to(built_site).as_posix(): kb for p in guides if (kb := page_weight_kb(p)) >= 1024}
+    assert heavy == {}

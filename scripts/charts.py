@@ -1,0 +1,48 @@
+"""Bar charts of benchmark results, drawn as inline SVG when the site is built.
+
+A benchmark prints one JSON object; its figures in seconds (keys ending ``_s``)
+and in tokens per second (keys ending ``tok_s``) are drawn side by side, one
+chart per unit, so a page shows the comparison the benchmark measured.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+UNITS = (("tok_s", "tokens/s"), ("_s", "s"))
+BAR, GAP, LABEL_W, CHART_W = 22, 8, 170, 360
+
+
+def _groups(results: dict) -> list[tuple[str, list[tuple[str, float]]]]:
+    groups = []
+    taken = set()
+    for suffix, unit in UNITS:
+        figures = [(k, float(v)) for k, v in results.items()
+                   if k.endswith(suffix) and k not in taken and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        taken.update(k for k, _ in figures)
+        if len(figures) >= 2:
+            groups.append((unit, figures))
+    return groups
+
+
+def bar_chart(results: dict, title: str) -> str:
+    """SVG charts for ``results``; an empty string when nothing compares."""
+    charts = []
+    for unit, figures in _groups(results):
+        top = max(v for _, v in figures) or 1.0
+        height = len(figures) * (BAR + GAP)
+        width = LABEL_W + CHART_W + 90
+        rows = []
+        for i, (key, value) in enumerate(figures):
+            y = i * (BAR + GAP)
+            w = max(1.0, CHART_W * value / top)
+            rows.append(
+                f'<text x="{LABEL_W - 8}" y="{y + BAR * 0.7}" text-anchor="end">{escape(key)}</text>'
+                f'<rect x="{LABEL_W}" y="{y}" width="{w:.1f}" height="{BAR}" rx="3"/>'
+                f'<text x="{LABEL_W + w + 6:.1f}" y="{y + BAR * 0.7}">{value:g} {unit}</text>'
+            )
+        charts.append(
+            f'<svg class="bench-chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'aria-label="{escape(title)}: {unit}"><title>{escape(title)}: {unit}</title>{"".join(rows)}</svg>'
+        )
+    return f'<figure class="bench-charts">{"".join(charts)}</figure>' if charts else ""
