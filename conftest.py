@@ -13,7 +13,7 @@ import pytest
 from markdown_it.token import Token
 
 from includes import ROOT, expand_includes, resolve, snippet_config
-from pages import fences
+from pages import fences, is_notebook_page
 
 SETTINGS = snippet_config()
 SOURCE = ROOT / "src"
@@ -36,7 +36,7 @@ class MkDocsPageParser:
         for fence in fences(text):
             if fence.info.lstrip("{.").startswith("python") and _shows_package_source(fence):
                 info = f"{fence.info} notest"
-            elif text.startswith("---\njupyter:"):
+            elif is_notebook_page(text):
                 info = f"{fence.info} notest"  # notebook pages are executed by the site build
             else:
                 info = fence.info

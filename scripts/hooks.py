@@ -13,7 +13,7 @@ from mkdocs.structure.files import File
 
 from charts import bar_chart
 from includes import ROOT, expand_includes
-from pages import DEFAULT_LANGUAGE
+from pages import DEFAULT_LANGUAGE, notebook_for_jupytext
 from reader import language_alternates, language_sitemaps, mark_switcher, search_in_own_language, split_search_index
 from translations import BANNERS, CURRENT, ENGLISH_ONLY, MISSING, READ_ENGLISH, status
 
@@ -50,7 +50,7 @@ def on_files(files, config):
         if file.src_uri.endswith(".md") and "/notebooks/" in f"/{file.src_uri}":
             expanded = Path(_notebook_dir.name) / file.src_uri
             expanded.parent.mkdir(parents=True, exist_ok=True)
-            expanded.write_text(expand_includes(file.content_string, settings), encoding="utf-8")
+            expanded.write_text(notebook_for_jupytext(expand_includes(file.content_string, settings)), encoding="utf-8")
             file.abs_src_path = str(expanded)
     for source, published in PUBLISHED.items():
         for path in sorted((ROOT / source).iterdir()):

@@ -109,5 +109,18 @@ def pages(language: str) -> dict[str, Path]:
     return {p.relative_to(base).as_posix(): p for p in sorted(base.rglob("*.md"))}
 
 
-def is_notebook(rel: str) -> bool:
-    return rel.startswith("notebooks/")
+def is_notebook_page(text: str) -> bool:
+    """A jupytext notebook page: its front matter has a ``jupyter:`` header."""
+    match = FRONT_MATTER.match(text)
+    return bool(match) and re.search(r"^jupyter:", match["yaml"], re.M) is not None
+
+
+def notebook_for_jupytext(text: str) -> str:
+    """The page as mkdocs-jupyter should read it.
+
+    Our own front matter key (``source_hash``) would become a visible raw cell, and
+    nbconvert ignores ``{#anchor}``: it becomes an ``id`` inside the heading, so links
+    and the language switcher's ``#fragment`` find the same section in every language.
+    """
+    text = re.sub(r"\A(---\n)source_hash: \S+\n", r"\1", text)
+    return re.sub(r"^(#{1,6} .*?)\s*\{#([\w-]+)\}[ \t]*$", r'\1 <a id="\2"></a>', text, flags=re.M)
