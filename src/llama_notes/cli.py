@@ -12,7 +12,7 @@ from llama_notes import __version__
 # sets ``func`` to a callable taking the parsed arguments and returning an exit code.
 # Heavy imports (torch, transformers) stay inside those callables so that
 # ``--help`` answers at once.
-COMMANDS: tuple[str, ...] = ("train",)
+COMMANDS: tuple[str, ...] = ("doctor", "train", "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:

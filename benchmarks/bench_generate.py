@@ -1,0 +1,184 @@
+"""Our generate loop against Hugging Face's generate, on SmolLM2-135M in float32.
+
+Both run in this process on the same weights: batch 1, greedy, 64 new tokens after
+a warm-up, each timed several times in alternation; the best run of each counts
+(other processes share this machine's cores, and only they make a run slower).
+Prints one JSON object:
+
+- ``ours_tok_s``, ``hf_tok_s``, ``speedup``: new tokens per second of a whole
+  ``generate`` call (prefill included) and their ratio;
+- ``tokens_identical``: whether both produced the same greedy tokens;
+- ``roofline_tok_s``: the memory-bandwidth ceiling of batch-1 decoding: every new token
+  reads every weight matrix once, so it is (bandwidth) / (bytes of weights read per
+  token), with the bandwidth measured here as the fastest single matrix-vector
+  product over a matrix of that many bytes;
+- ``ours_batch4_tok_s``: total new tokens per second for 4 prompts in one batch, which
+  reads the weights once per step for 4 tokens.
+
+``--profile`` also prints, on stderr, where the time of our decoding steps goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from llama_notes.generation import Llama  # noqa: E402
+from llama_notes.model import Linear, Transformer  # noqa: E402
+from llama_notes.smollm2 import load_hf  # noqa: E402
+from llama_notes.tokenizer import Tokenizer  # noqa: E402
+
+PROMPT = "Q: What is the largest animal?\nA:"
+# Four questions of 11 tokens that SmolLM2 answers for all 64 tokens without writing EOS
+# (checked in "new_tokens"), so the batch measures decoding rather than rows finishing early.
+BATCH_PROMPTS = [
+    PROMPT,
+    "Q: Why is the sky blue?\nA:",
+    "Q: Who wrote Romeo and Juliet?\nA:",
+    "Q: What is the fastest animal?\nA:",
+]
+NEW_TOKENS = 64
+RUNS = 3
+
+
+def best_time(fn, runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def weight_bytes_per_token(model: Transformer) -> int:
+    """Every matrix and norm gain is read once per token; of the embedding table, one row."""
+    total = sum(p.numel() * p.element_size() for name, p in model.named_parameters() if "tok_embeddings" not in name)
+    return total + model.params.dim * model.tok_embeddings.weight.element_size()
+
+
+def bandwidth(nbytes: int, runs: int = 10) -> float:
+    """Bytes per second of the fastest matrix-vector product over a matrix of ``nbytes`` float32."""
+    dim = 576
+    w = torch.randn(nbytes // 4 // dim, dim)
+    x = torch.randn(w.shape[0])
+    return nbytes / best_time(lambda: x @ w, runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table on stderr")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    load_before = os.getloadavg()[0]
+
+    hf, hf_tokenizer = load_hf(torch.float32)
+    tokenizer = Tokenizer(hf_tokenizer)
+    model = Transformer.from_hf(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS))
+    llama = Llama(model, tokenizer)
+    prompt = tokenizer.encode(PROMPT, bos=False, eos=False)
+    input_ids = torch.tensor([prompt])
+
+    def ours():
+        return llama.generate([prompt], max_gen_len=NEW_TOKENS, temperature=0)[0][0]
+
+    def theirs():
+        out = hf.generate(
+            input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=NEW_TOKENS, do_sample=False
+        )
+        return out[0, len(prompt) :].tolist()
+
+    batch = [tokenizer.encode(p, bos=False, eos=False) for p in BATCH_PROMPTS]
+
+    def ours_batch4():
+        return llama.generate(batch, max_gen_len=NEW_TOKENS, temperature=0)[0]
+
+    # warm-up, and the tokens to compare
+    ours_tokens, hf_tokens = ours(), theirs()
+    batch_tokens = ours_batch4()
+    n_ours, n_hf, n_batch = len(ours_tokens), len(hf_tokens), sum(len(t) for t in batch_tokens)
+
+    t_ours, t_hf, t_batch = float("inf"), float("inf"), float("inf")
+    for _ in range(RUNS):  # alternate, so a busy moment does not favour one side
+        t_ours = min(t_ours, best_time(ours, 1))
+        t_hf = min(t_hf, best_time(theirs, 1))
+        t_batch = min(t_batch, best_time(ours_batch4, 1))
+
+    nbytes = weight_bytes_per_token(model)
+    bw = bandwidth(nbytes)
+    ours_tok_s, hf_tok_s = n_ours / t_ours, n_hf / t_hf
+    roofline = bw / nbytes
+
+    if args.profile:
+        profile(model, prompt)
+
+    result = {
+        "ours_tok_s": round(ours_tok_s, 2),
+        "hf_tok_s": round(hf_tok_s, 2),
+        "speedup": round(ours_tok_s / hf_tok_s, 2),
+        "roofline_tok_s": round(roofline, 2),
+        "tokens_identical": ours_tokens == hf_tokens,
+        "ours_batch4_tok_s": round(n_batch / t_batch, 2),
+        "fraction_of_roofline": round(ours_tok_s / roofline, 3),
+        "batch4_over_batch1": round(n_batch / t_batch / ours_tok_s, 2),
+        "bandwidth_gb_s": round(bw / 1e9, 2),
+        "weight_mb_per_token": round(nbytes / 1e6, 1),
+        "new_tokens": [n_ours, n_hf, n_batch],
+        "threads": torch.get_num_threads(),
+        "load_avg_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def profile(model: Transformer, prompt: list[int]) -> None:
+    """Where a decoding step's time goes: the matrix products against everything else."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    tokens = torch.tensor([prompt])
+    model(tokens, 0)
+    steps = 16
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for i in range(steps):
+            model(tokens[:, -1:], len(prompt) + i)
+        wall = (time.perf_counter() - start) / steps
+    table = prof.key_averages()
+    mm = sum(e.self_cpu_time_total for e in table if e.key == "aten::mm") / steps / 1e6
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
+    print(f"per step (under the profiler): {wall * 1e3:.2f} ms, of which aten::mm {mm * 1e3:.2f} ms", file=sys.stderr)
+
+    # the same matrix products back to back, with nothing in between
+    weights = [m.weight for m in model.modules() if isinstance(m, Linear)]
+    inputs = {w.shape[0]: torch.randn(1, 1, w.shape[0]) for w in weights}
+    alone = best_time(lambda: [inputs[w.shape[0]] @ w for w in weights], 10)
+    full = best_time(lambda: model(tokens[:, -1:], len(prompt)), 20)
+    print(f"one step: {full * 1e3:.2f} ms; its matrix products back to back: {alone * 1e3:.2f} ms", file=sys.stderr)
+
+    # the same step without the matrix products: the fixed cost of every other operation
+    original = Linear.forward
+    outputs = {}
+
+    def no_matmul(self, x):
+        key = (tuple(x.shape[:-1]), self.weight.shape[1])
+        if key not in outputs:
+            outputs[key] = torch.zeros(*key[0], key[1])
+        return outputs[key]
+
+    Linear.forward = no_matmul
+    try:
+        rest = best_time(lambda: model(tokens[:, -1:], len(prompt)), 20)
+    finally:
+        Linear.forward = original
+    print(f"one step with every matrix product skipped: {rest * 1e3:.2f} ms", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

