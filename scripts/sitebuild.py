@@ -11,10 +11,10 @@ from pathlib import Path
 from includes import ROOT
 
 
-def build_site(destination: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def build_site(destination: Path, *extra: str, env: dict | None = None, strict: bool = True) -> subprocess.CompletedProcess:
     """Run ``mkdocs build --strict`` into ``destination``; notebooks are executed unless env says not."""
     return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(destination), *extra],
+        [sys.executable, "-m", "mkdocs", "build", "--strict" if strict else "--no-strict", "--site-dir", str(destination), *extra],
         cwd=ROOT,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
         capture_output=True,

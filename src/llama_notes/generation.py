@@ -98,8 +98,9 @@ class Llama:
         (:func:`sample_top_p`). Each output stops before the first end-of-sequence token.
         With ``echo`` the outputs start with their prompts; with ``logprobs`` the second
         result holds the log-probability of each output token given the tokens before it
-        (0 for a sequence's first token). ``on_token(cur_pos, tokens)``, if given, is
-        called each time position ``cur_pos`` is filled in every row.
+        (0 for a sequence's first token). ``on_token(cur_pos, next_token)``, if given, is
+        called each time position ``cur_pos`` is filled in every row, with that
+        position's token of each row.
 
         Returns ``(out_tokens, out_logprobs)``; ``out_logprobs`` is ``None`` unless ``logprobs``.
         """
