@@ -169,14 +169,16 @@ def _search(page, query: str) -> list[str]:
 
 # A query a reader would type in each language, and the page it must reach.
 SEARCHES = [
+    ("en", "top-p", "guides/generate.md"),
     ("en", "spaCy", "guides/spacy.md"),
+    ("es", "muestreo", "guides/generate.md"),
     ("es", "lematización", "guides/spacy.md"),
+    ("zh", "采样", "guides/generate.md"),
     ("zh", "依存句法分析", "guides/spacy.md"),
-    ("zh", "设备", "glossary.md"),
+    ("ja", "デバイス", "guides/device.md"),
     ("ja", "固有表現認識", "guides/spacy.md"),
-    ("ja", "デバイス", "glossary.md"),
-    ("es", "muestreo", "glossary.md"),
-    ("fr", "taux d'apprentissage", "glossary.md"),
+    ("fr", "taux d'apprentissage", "guides/sgd.md"),
+    ("fr", "périphérique", "guides/device.md"),
 ]
 
 
