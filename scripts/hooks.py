@@ -50,7 +50,7 @@ def on_files(files, config):
         if file.src_uri.endswith(".md") and "/notebooks/" in f"/{file.src_uri}":
             expanded = Path(_notebook_dir.name) / file.src_uri
             expanded.parent.mkdir(parents=True, exist_ok=True)
-            expanded.write_text(notebook_for_jupytext(expand_includes(file.content_string, settings)), encoding="utf-8")
+            expanded.write_text(notebook_for_jupytext(expand_includes(file.content_string, settings), config.use_directory_urls), encoding="utf-8")
             file.abs_src_path = str(expanded)
     for source, published in PUBLISHED.items():
         for path in sorted((ROOT / source).iterdir()):
@@ -99,7 +99,29 @@ def _with_chart(match: re.Match) -> str:
     return match[1] + bar_chart(results, match["name"])
 
 
+NOTEBOOK_ANCHOR = re.compile(r'<h[1-6][^>]*>.*?<a id="(?P<id>[\w-]+)"></a>', re.S)
+
+
+def _notebook_toc(html: str, page) -> None:
+    """Point a notebook page's table of contents at the explicit anchors of its headings.
+
+    mkdocs-jupyter slugifies heading text for the contents, which gives CJK headings
+    ids like ``_1`` that exist nowhere on the page.
+    """
+    def flat(items):
+        for item in items:
+            yield item
+            yield from flat(item.children)
+
+    items, ids = list(flat(page.toc)), [m["id"] for m in NOTEBOOK_ANCHOR.finditer(html)]
+    if len(items) == len(ids):
+        for item, anchor in zip(items, ids):
+            item.id = anchor
+
+
 def on_page_content(html, page, config, files):
+    if "/notebooks/" in f"/{page.file.src_uri}":
+        _notebook_toc(html, page)
     html = FILENAME.sub(lambda m: _source_link(m, page), html)
     html = RESULTS_BLOCK.sub(_with_chart, html)
     return _translation_banner(page, config) + html

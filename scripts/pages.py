@@ -115,12 +115,25 @@ def is_notebook_page(text: str) -> bool:
     return bool(match) and re.search(r"^jupyter:", match["yaml"], re.M) is not None
 
 
-def notebook_for_jupytext(text: str) -> str:
+def notebook_for_jupytext(text: str, directory_urls: bool = True) -> str:
     """The page as mkdocs-jupyter should read it.
 
     Our own front matter key (``source_hash``) would become a visible raw cell, and
     nbconvert ignores ``{#anchor}``: it becomes an ``id`` inside the heading, so links
     and the language switcher's ``#fragment`` find the same section in every language.
+    Nor does anything turn links to ``.md`` pages into the URLs MkDocs gives them.
     """
     text = re.sub(r"\A(---\n)source_hash: \S+\n", r"\1", text)
-    return re.sub(r"^(#{1,6} .*?)\s*\{#([\w-]+)\}[ \t]*$", r'\1 <a id="\2"></a>', text, flags=re.M)
+    text = re.sub(r"^(#{1,6} .*?)\s*\{#([\w-]+)\}[ \t]*$", r'\1 <a id="\2"></a>', text, flags=re.M)
+    return PAGE_LINK.sub(lambda m: f"]({_page_url(m['path'], directory_urls)}{m['fragment'] or ''})", text)
+
+
+PAGE_LINK = re.compile(r"\]\((?!https?:)(?P<path>[^)\s#]+)\.md(?P<fragment>#[^)\s]*)?\)")
+
+
+def _page_url(path: str, directory_urls: bool) -> str:
+    """The URL of page ``path`` (relative, without ``.md``) from a page that is not an index."""
+    if not directory_urls:
+        return f"{path}.html"
+    # The notebook itself is served as <name>/, one level below its source folder.
+    return f"../{path.removesuffix('index')}" if path.endswith("index") else f"../{path}/"
