@@ -16,6 +16,7 @@ from llama_notes.generation import Llama, sample_top_p, top_p_nucleus
 from llama_notes.model import Transformer
 from llama_notes.tiny import CHARS, SPECIAL, tiny_hf_model, tiny_hf_tokenizer
 from llama_notes.tokenizer import Tokenizer
+from hf_reference import hf_greedy
 
 MAX_SEQ_LEN, MAX_BATCH_SIZE = 48, 4
 PROMPTS = [[5, 6, 7, 8, 9, 10], [11, 12, 13], [20] * 9, [40, 41, 42, 43]]
@@ -34,20 +35,6 @@ def model(hf):
 @pytest.fixture(scope="module")
 def llama(model):
     return Llama(model, Tokenizer(tiny_hf_tokenizer()))
-
-
-def hf_greedy(hf, prompt, max_new_tokens, eos_id):
-    """HF's greedy continuation of ``prompt``, cut before the first EOS like ours."""
-    out = hf.generate(
-        torch.tensor([prompt]),
-        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        top_k=0,
-        eos_token_id=eos_id,
-        pad_token_id=eos_id,
-    )[0, len(prompt) :].tolist()
-    return out[: out.index(eos_id)] if eos_id in out else out
 
 
 def hf_logprobs(hf, sequence):

@@ -19,6 +19,7 @@ from llama_notes.commands.generate import TokenStream
 from llama_notes.generation import Llama
 from llama_notes.model import Transformer
 from llama_notes.tokenizer import Tokenizer
+from hf_reference import hf_greedy
 
 pytestmark = pytest.mark.slow
 
@@ -40,19 +41,6 @@ def hf(hf_pair):
 def llama(hf_pair):
     hf, hf_tokenizer = hf_pair
     return Llama(Transformer.from_hf(hf, max_seq_len=160, max_batch_size=4), Tokenizer(hf_tokenizer))
-
-
-def hf_greedy(hf, prompt, max_new_tokens, eos_id):
-    out = hf.generate(
-        torch.tensor([prompt]),
-        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        top_k=0,
-        eos_token_id=eos_id,
-        pad_token_id=eos_id,
-    )[0, len(prompt) :].tolist()
-    return out[: out.index(eos_id)] if eos_id in out else out
 
 
 def test_logits_match_hf_float32_as_closely_as_hf_float32_matches_float64(hf, llama):
