@@ -238,27 +238,8 @@ class Llama:
         cache length."""
         if isinstance(prompts, str):
             raise TypeError("prompts is a list of strings; wrap a single prompt in a list")
-        if max_gen_len is None:
-            max_gen_len = self.model.params.max_seq_len - 1
         prompt_tokens = [self.tokenizer.encode(x, bos=True, eos=False) for x in prompts]
-        generation_tokens, generation_logprobs = self.generate(
-            prompt_tokens=prompt_tokens,
-            max_gen_len=max_gen_len,
-            temperature=temperature,
-            top_p=top_p,
-            logprobs=logprobs,
-            echo=echo,
-        )
-        if logprobs:
-            return [
-                {
-                    "generation": self.tokenizer.decode(t),
-                    "tokens": [self.tokenizer.decode([x]) for x in t],
-                    "logprobs": logprobs_i,
-                }
-                for t, logprobs_i in zip(generation_tokens, generation_logprobs)
-            ]
-        return [{"generation": self.tokenizer.decode(t)} for t in generation_tokens]
+        return self._complete(prompt_tokens, temperature, top_p, max_gen_len, logprobs, echo)
 
     def chat_completion(
         self,
@@ -270,19 +251,28 @@ class Llama:
     ) -> list[dict]:
         """Answer each dialog (a list of ``{"role", "content"}`` messages) through the
         tokenizer's chat template: ``[{"generation": {"role": "assistant", "content": ...}}, ...]``."""
+        prompt_tokens = [self.tokenizer.encode_dialog(dialog) for dialog in dialogs]
+        results = self._complete(prompt_tokens, temperature, top_p, max_gen_len, logprobs)
+        for result in results:
+            result["generation"] = {"role": "assistant", "content": result["generation"]}
+        return results
+
+    def _complete(self, prompt_tokens, temperature, top_p, max_gen_len, logprobs, echo=False) -> list[dict]:
+        """``generate``, decoded: ``{"generation": text}`` per row, plus ``"tokens"`` and
+        ``"logprobs"`` when ``logprobs`` is true. ``max_gen_len=None`` allows up to the cache length."""
         if max_gen_len is None:
             max_gen_len = self.model.params.max_seq_len - 1
-        prompt_tokens = [self.tokenizer.encode_dialog(dialog) for dialog in dialogs]
         generation_tokens, generation_logprobs = self.generate(
             prompt_tokens=prompt_tokens,
             max_gen_len=max_gen_len,
             temperature=temperature,
             top_p=top_p,
             logprobs=logprobs,
+            echo=echo,
         )
         results = []
         for k, t in enumerate(generation_tokens):
-            result = {"generation": {"role": "assistant", "content": self.tokenizer.decode(t)}}
+            result = {"generation": self.tokenizer.decode(t)}
             if logprobs:
                 result["tokens"] = [self.tokenizer.decode([x]) for x in t]
                 result["logprobs"] = generation_logprobs[k]
