@@ -91,8 +91,17 @@ def ensure_converted() -> Path:
 def load_hf(dtype: torch.dtype = torch.float32):
     """SmolLM2-135M-Instruct as a Hugging Face ``(LlamaForCausalLM, tokenizer)`` pair, in eval mode."""
     from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
 
     path = ensure_converted()
-    model = LlamaForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    # Loading the local cache takes a second or two: a progress bar would only clutter
+    # the output of every example and notebook that loads the model.
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = LlamaForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     return model.eval(), tokenizer
