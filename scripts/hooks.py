@@ -14,7 +14,18 @@ from mkdocs.structure.files import File
 from charts import bar_chart
 from includes import ROOT, expand_includes
 from pages import DEFAULT_LANGUAGE, notebook_for_jupytext
-from reader import language_alternates, language_sitemaps, mark_switcher, search_in_own_language, split_search_index
+from reader import (
+    language_alternates,
+    language_sitemaps,
+    language_url,
+    mark_switcher,
+    page_language,
+    page_rel,
+    search_in_own_language,
+    split_search_index,
+    to_language_root,
+    to_site_root,
+)
 from translations import BANNERS, CURRENT, ENGLISH_ONLY, MISSING, READ_ENGLISH, status
 
 _notebook_dir = tempfile.TemporaryDirectory(prefix="llama-notes-notebooks-")
@@ -47,7 +58,7 @@ def on_files(files, config):
     """
     settings = config.mdx_configs["pymdownx.snippets"]
     for file in files:
-        if file.src_uri.endswith(".md") and "/notebooks/" in f"/{file.src_uri}":
+        if _is_notebook(file):
             expanded = Path(_notebook_dir.name) / file.src_uri
             expanded.parent.mkdir(parents=True, exist_ok=True)
             expanded.write_text(notebook_for_jupytext(expand_includes(file.content_string, settings), config.use_directory_urls), encoding="utf-8")
@@ -59,34 +70,28 @@ def on_files(files, config):
     return files
 
 
-def _root(page) -> str:
-    """The relative path from ``page`` to the root of its language's site."""
-    lang = getattr(page.file, "locale_alternate_of", DEFAULT_LANGUAGE)
-    depth = page.url.count("/") - (0 if lang == DEFAULT_LANGUAGE else 1)
-    return "../" * depth
+def _is_notebook(file) -> bool:
+    return file.src_uri.endswith(".md") and "/notebooks/" in f"/{file.src_uri}"
 
 
 def _source_link(match: re.Match, page) -> str:
     if match["root"] == "src":
         module = match["name"].removesuffix(".py").removesuffix("/__init__").replace("/", ".")
-        href = f"{_root(page)}reference/#{module}"
+        href = f"{to_language_root(page)}reference/#{module}"
     else:
-        href = f"{'../' * page.url.count('/')}{PUBLISHED[match['root']]}/{match['name']}"
+        href = f"{to_site_root(page)}{PUBLISHED[match['root']]}/{match['name']}"
     return f'<span class="filename"><a href="{href}">{match["path"]}</a></span>'
 
 
 def _translation_banner(page, config) -> str:
     """A warning on a missing or stale translation, in the reader's language, linking to English."""
-    lang, source_lang = getattr(page.file, "locale_alternate_of", None), getattr(page.file, "locale", None)
-    if lang is None or lang == DEFAULT_LANGUAGE:
+    lang, rel = page_language(page), page_rel(page)
+    if lang == DEFAULT_LANGUAGE or rel.startswith(ENGLISH_ONLY):
         return ""
-    rel = page.file.src_uri.removeprefix(f"{source_lang}/")
-    if rel.startswith(ENGLISH_ONLY):
-        return ""
-    state = MISSING if source_lang != lang else status(Path(config.docs_dir), lang, rel)
+    state = MISSING if page.file.locale != lang else status(Path(config.docs_dir), lang, rel)
     if state == CURRENT:
         return ""
-    english_url = "../" * page.url.count("/") + page.url.removeprefix(f"{lang}/")
+    english_url = to_site_root(page) + language_url(page, DEFAULT_LANGUAGE)
     return (
         f'<div class="admonition warning translation-{state}" data-translation="{state}">'
         f'<p class="admonition-title">{BANNERS[state][lang]}</p>'
@@ -120,7 +125,7 @@ def _notebook_toc(html: str, page) -> None:
 
 
 def on_page_content(html, page, config, files):
-    if "/notebooks/" in f"/{page.file.src_uri}":
+    if _is_notebook(page.file):
         _notebook_toc(html, page)
     html = FILENAME.sub(lambda m: _source_link(m, page), html)
     html = RESULTS_BLOCK.sub(_with_chart, html)

@@ -103,10 +103,17 @@ def headings_without_anchor(text: str) -> list[str]:
     return [line for line in prose_lines(text) if HEADING_ANY.match(line) and not HEADING.match(line)]
 
 
-def pages(language: str) -> dict[str, Path]:
+def pages(language: str, docs: Path = DOCS) -> dict[str, Path]:
     """Pages of one language, keyed by their path relative to the language folder."""
-    base = DOCS / language
+    base = docs / language
     return {p.relative_to(base).as_posix(): p for p in sorted(base.rglob("*.md"))}
+
+
+def url_path(lang: str, rel: str) -> str:
+    """The URL path the site serves page ``rel`` of ``lang`` at: guides/sgd.md in es is /es/guides/sgd/."""
+    stem = rel.removesuffix(".md")
+    page = "" if stem == "index" else stem.removesuffix("/index") + "/"
+    return f"/{'' if lang == DEFAULT_LANGUAGE else lang + '/'}{page}"
 
 
 def is_notebook_page(text: str) -> bool:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from pages import DEFAULT_LANGUAGE, LANGUAGES
-from translations import CURRENT, MISSING, STALE, status
+from translations import CURRENT, ENGLISH_ONLY, MISSING, STALE, status
 
 SWITCHER_MARK = {  # in the target language: the reader choosing it reads that language
     MISSING: {"es": "sin traducir", "zh": "未翻译", "ja": "未翻訳", "fr": "non traduit"},
@@ -41,13 +41,22 @@ def language_url(page, lang: str) -> str:
     return lang_root + (page.url if own == DEFAULT_LANGUAGE else page.url.removeprefix(f"{own}/"))
 
 
+def to_site_root(page) -> str:
+    """The relative path from ``page`` to the root of the whole site."""
+    return "../" * page.url.count("/")
+
+
+def to_language_root(page) -> str:
+    """The relative path from ``page`` to the root of its language's site (``/es/``, ...)."""
+    return "../" * (page.url.count("/") - (0 if page_language(page) == DEFAULT_LANGUAGE else 1))
+
+
 def search_in_own_language(html: str, page) -> str:
     """Point Material's ``base`` (used to fetch the search index) at the language's root."""
-    lang = page_language(page)
-    if lang == DEFAULT_LANGUAGE:
+    if page_language(page) == DEFAULT_LANGUAGE:
         return html
-    depth = page.url.count("/") - 1
-    return CONFIG_BASE.sub(lambda m: f"{m[1]}{'/'.join(['..'] * depth) or '.'}{m[2]}", html, count=1)
+    base = to_language_root(page).rstrip("/") or "."
+    return CONFIG_BASE.sub(lambda m: f"{m[1]}{base}{m[2]}", html, count=1)
 
 
 def split_search_index(site_dir: Path) -> None:
@@ -130,7 +139,7 @@ def mark_switcher(html: str, page, docs: Path) -> str:
 
     def mark(m: re.Match) -> str:
         lang = m["lang"]
-        if lang == DEFAULT_LANGUAGE or rel.startswith("reference/"):
+        if lang == DEFAULT_LANGUAGE or rel.startswith(ENGLISH_ONLY):
             return m[0]
         state = status(docs, lang, rel)
         if state == CURRENT:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mkdocs.utils.yaml import yaml_load
 
-from pages import DEFAULT_LANGUAGE, FRONT_MATTER, LANGUAGES, ROOT
+from pages import DEFAULT_LANGUAGE, FRONT_MATTER, LANGUAGES, ROOT, pages
 
 # Pages generated from the package's docstrings stay in English, as FastAPI's do.
 ENGLISH_ONLY = ("reference/",)
@@ -68,8 +68,7 @@ def status(docs: Path, lang: str, rel: str) -> str:
 
 
 def english_pages(docs: Path) -> list[str]:
-    base = docs / DEFAULT_LANGUAGE
-    return sorted(p.relative_to(base).as_posix() for p in base.rglob("*.md"))
+    return list(pages(DEFAULT_LANGUAGE, docs))
 
 
 def report(docs: Path) -> dict[str, dict[str, list[str]]]:

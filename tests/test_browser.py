@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from includes import ROOT
-from pages import DEFAULT_LANGUAGE, LANGUAGES, pages, structure
+from pages import DEFAULT_LANGUAGE, LANGUAGES, pages, structure, url_path
 from sitebuild import build_site
 
 pytestmark = pytest.mark.browser
@@ -29,12 +29,6 @@ CHROMIUM_ARGS = [
 ENGLISH = sorted(pages(DEFAULT_LANGUAGE))
 PAGES = [(lang, rel) for lang in LANGUAGES for rel in ENGLISH]
 ANNOTATION = re.compile(r"[ \t]*# \(\d+\)!")
-
-
-def url_path(lang: str, rel: str) -> str:
-    stem = rel.removesuffix(".md")
-    page = "" if stem == "index" else stem.removesuffix("/index") + "/"
-    return f"/{'' if lang == DEFAULT_LANGUAGE else lang + '/'}{page}"
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -66,12 +60,16 @@ def browser():
 
 
 class Visit:
-    """A browser tab that records what the page loads and what goes wrong."""
+    """A browser tab that records what the page loads and what goes wrong.
 
-    def __init__(self, browser, server):
+    ``server`` is the site's root URL: the local server's, or a ``file://`` folder.
+    """
+
+    def __init__(self, browser, server: str):
         self.server = server
         self.context = browser.new_context()
-        self.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+        if server.startswith("http"):
+            self.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
         self.page = self.context.new_page()
         self.requests, self.failures, self.errors = [], [], []
         self.page.on("request", lambda r: self.requests.append(r.url))
@@ -80,8 +78,8 @@ class Visit:
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
-    def open(self, path: str):
-        self.page.goto(self.server + path, wait_until="networkidle")
+    def open(self, path: str, wait_until: str = "networkidle"):
+        self.page.goto(self.server + path, wait_until=wait_until)
         return self.page
 
     def foreign_requests(self) -> list[str]:
@@ -186,7 +184,7 @@ SEARCHES = [
 def test_search_finds_the_page_in_the_readers_language_only(visit, lang, query, expected):
     page = visit.open(url_path(lang, "index.md"))
     hrefs = [urlsplit(h).path for h in _search(page, query)]
-    prefix = f"/{lang}/" if lang != DEFAULT_LANGUAGE else "/"
+    prefix = url_path(lang, "index.md")
     others = [f"/{other}/" for other in LANGUAGES if other != DEFAULT_LANGUAGE and other != lang]
     assert all(h.startswith(prefix) and not h.startswith(tuple(others)) for h in hrefs), hrefs
     assert url_path(lang, expected) in hrefs
@@ -224,24 +222,22 @@ def offline_site(tmp_path_factory) -> Path:
     return site
 
 
+@pytest.fixture
+def offline_visit(browser, offline_site):
+    visit = Visit(browser, offline_site.as_uri())
+    yield visit
+    visit.context.close()
+
+
 @pytest.mark.parametrize("lang,query,expected", SEARCHES)
-def test_offline_copy_works_from_disk_with_search(browser, offline_site, lang, query, expected):
-    context = browser.new_context()
-    page = context.new_page()
-    requests, errors = [], []
-    page.on("request", lambda r: requests.append(r.url))
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    home = offline_site / ("" if lang == DEFAULT_LANGUAGE else lang) / "index.html"
-    page.goto(home.as_uri(), wait_until="load")
-    results = _search(page, query)
+def test_offline_copy_works_from_disk_with_search(offline_visit, offline_site, lang, query, expected):
     # Offline, URLs are files: guides/spacy.md is guides/spacy.html.
     prefix = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
+    page = offline_visit.open(f"/{prefix}index.html", wait_until="load")
     expected_file = (offline_site / prefix / expected.removesuffix(".md")).as_posix() + ".html"
-    hrefs = [unquote(urlsplit(h).path) for h in results]
+    hrefs = [unquote(urlsplit(h).path) for h in _search(page, query)]
     assert expected_file in hrefs, hrefs
     page.goto(Path(expected_file).as_uri(), wait_until="load")
     assert page.locator("html").get_attribute("lang") == lang
-    assert [u for u in requests if not u.startswith(("file://", "data:", "blob:", "about:"))] == []
-    assert errors == []
-    context.close()
+    assert [u for u in offline_visit.requests if not u.startswith(("file://", "data:", "blob:", "about:"))] == []
+    assert offline_visit.errors == [] and offline_visit.failures == []

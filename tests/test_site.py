@@ -9,19 +9,12 @@ from urllib.parse import urljoin
 import pytest
 
 from linkcheck import broken_links
-from pages import DEFAULT_LANGUAGE, LANGUAGES, pages
+from pages import DEFAULT_LANGUAGE, LANGUAGES, pages, url_path
 from sitebuild import page_weight_kb
 
 
-def _url_dir(rel: str) -> str:
-    # MkDocs' directory URLs: guides/sgd.md -> guides/sgd/, index.md -> ''.
-    stem = rel[: -len(".md")]
-    return "" if stem == "index" else stem.removesuffix("/index") + "/"
-
-
 def _html(site, lang, rel):
-    prefix = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
-    return (site / prefix / _url_dir(rel) / "index.html").read_text(encoding="utf-8")
+    return (site / url_path(lang, rel).lstrip("/") / "index.html").read_text(encoding="utf-8")
 
 
 ENGLISH_PAGES = sorted(pages(DEFAULT_LANGUAGE))
@@ -43,10 +36,9 @@ def test_switcher_leads_to_the_same_page(built_site, lang, rel):
         for m in re.finditer(r'<a href="(?P<href>[^"]*)" hreflang="(?P<lang>[a-z]{2})" class="md-select__link"', html)
     )
     assert sorted(links) == sorted(LANGUAGES)
-    here = f"/{'' if lang == DEFAULT_LANGUAGE else lang + '/'}{_url_dir(rel)}"
+    here = url_path(lang, rel)
     for other, href in links.items():
-        prefix = "" if other == DEFAULT_LANGUAGE else f"{other}/"
-        assert urljoin(here, href) == f"/{prefix}{_url_dir(rel)}", f"the {other} switcher link of {here} is {href}"
+        assert urljoin(here, href) == url_path(other, rel), f"the {other} switcher link of {here} is {href}"
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -66,10 +58,9 @@ def test_sitemap_lists_every_page_with_its_alternates(built_site, site_url):
     sitemap = (built_site / "sitemap.xml").read_text(encoding="utf-8")
     for rel in ENGLISH_PAGES:
         for lang in LANGUAGES:
-            prefix = "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
-            url = f"{site_url}{prefix}{_url_dir(rel)}"
+            url = f"{site_url}{url_path(lang, rel).lstrip('/')}"
             assert f'hreflang="{lang}" href="{url}"' in sitemap
-        assert f'hreflang="x-default" href="{site_url}{_url_dir(rel)}"' in sitemap
+        assert f'hreflang="x-default" href="{site_url}{url_path(DEFAULT_LANGUAGE, rel).lstrip("/")}"' in sitemap
     for lang in LANGUAGES[1:]:  # Material looks for a sitemap at each language's root
         assert (built_site / lang / "sitemap.xml").read_text(encoding="utf-8") == sitemap
 
