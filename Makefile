@@ -32,12 +32,12 @@ test: $(STAMP)
 site: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
-# Each benchmark prints one JSON object; the results and the machine they were measured
-# on are saved in benchmarks/results/, which the benchmarks page draws at build time.
 # A copy that works from file:// (search included), for readers without a connection.
 site-offline: $(STAMP)
 	SITE_URL= LLAMA_NOTES_OFFLINE=true $(BIN)/mkdocs build --strict --site-dir site-offline
 
+# Each benchmark prints one JSON object; the results and the machine they were measured
+# on are saved in benchmarks/results/, which the benchmarks page draws at build time.
 bench: $(STAMP)
 	$(BIN)/python scripts/machine.py > benchmarks/results/machine.json
 	@for b in benchmarks/bench_*.py; do \

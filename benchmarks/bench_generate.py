@@ -3,11 +3,16 @@
 Both run in this process on the same weights: batch 1, greedy, 64 new tokens after
 a warm-up, each timed several times in alternation; the best run of each counts
 (other processes share this machine's cores, and only they make a run slower).
-Prints one JSON object:
+"Ours" is the model with its one-token step compiled
+(:meth:`~llama_notes.model.Transformer.compile_decoding`); the same model run op by
+op is timed beside it. Prints one JSON object:
 
 - ``ours_tok_s``, ``hf_tok_s``, ``speedup``: new tokens per second of a whole
   ``generate`` call (prefill included) and their ratio;
-- ``tokens_identical``: whether both produced the same greedy tokens;
+- ``ours_eager_tok_s``: the same for our model run op by op, without compiling;
+- ``compile_s``: how long the warm-up calls took, compiling included (the first
+  compile on a machine takes longest; later ones read TorchInductor's disk cache);
+- ``tokens_identical``: whether ours, op by op and compiled, produced HF's greedy tokens;
 - ``roofline_tok_s``: the memory-bandwidth ceiling of batch-1 decoding: every new token
   reads every weight matrix once, so it is (bandwidth) / (bytes of weights read per
   token), with the bandwidth measured here as the fastest single matrix-vector
@@ -15,7 +20,7 @@ Prints one JSON object:
 - ``ours_batch4_tok_s``: total new tokens per second for 4 prompts in one batch, which
   reads the weights once per step for 4 tokens.
 
-``--profile`` also prints, on stderr, where the time of our decoding steps goes.
+``--profile`` also prints, on stderr, where the time of our op-by-op decoding steps goes.
 """
 
 from __future__ import annotations
@@ -80,13 +85,17 @@ def main() -> int:
 
     hf, hf_tokenizer = load_hf(torch.float32)
     tokenizer = Tokenizer(hf_tokenizer)
-    model = Transformer.from_hf(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS))
+    eager = Llama(Transformer.from_hf(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS)), tokenizer)
+    model = Transformer.from_hf(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS)).compile_decoding()
     llama = Llama(model, tokenizer)
     prompt = tokenizer.encode(PROMPT, bos=False, eos=False)
     input_ids = torch.tensor([prompt])
 
     def ours():
         return llama.generate([prompt], max_gen_len=NEW_TOKENS, temperature=0)[0][0]
+
+    def ours_eager():
+        return eager.generate([prompt], max_gen_len=NEW_TOKENS, temperature=0)[0][0]
 
     def theirs():
         out = hf.generate(
@@ -99,16 +108,19 @@ def main() -> int:
     def ours_batch4():
         return llama.generate(batch, max_gen_len=NEW_TOKENS, temperature=0)[0]
 
-    # warm-up, and the tokens to compare
-    ours_tokens, hf_tokens = ours(), theirs()
-    batch_tokens = ours_batch4()
+    # warm-up (compiling the steps of batch 1 and of batch 4), and the tokens to compare
+    start = time.perf_counter()
+    ours_tokens, batch_tokens = ours(), ours_batch4()
+    compile_s = time.perf_counter() - start
+    hf_tokens, eager_tokens = theirs(), ours_eager()
     n_ours, n_hf, n_batch = len(ours_tokens), len(hf_tokens), sum(len(t) for t in batch_tokens)
 
-    t_ours, t_hf, t_batch = float("inf"), float("inf"), float("inf")
+    t_ours, t_hf, t_batch, t_eager = float("inf"), float("inf"), float("inf"), float("inf")
     for _ in range(RUNS):  # alternate, so a busy moment does not favour one side
         t_ours = min(t_ours, best_time(ours, 1))
         t_hf = min(t_hf, best_time(theirs, 1))
         t_batch = min(t_batch, best_time(ours_batch4, 1))
+        t_eager = min(t_eager, best_time(ours_eager, 1))
 
     nbytes = weight_bytes_per_token(model)
     bw = bandwidth(nbytes)
@@ -116,17 +128,19 @@ def main() -> int:
     roofline = bw / nbytes
 
     if args.profile:
-        profile(model, prompt)
+        profile(eager.model, prompt)
 
     result = {
         "ours_tok_s": round(ours_tok_s, 2),
         "hf_tok_s": round(hf_tok_s, 2),
         "speedup": round(ours_tok_s / hf_tok_s, 2),
         "roofline_tok_s": round(roofline, 2),
-        "tokens_identical": ours_tokens == hf_tokens,
+        "tokens_identical": ours_tokens == hf_tokens == eager_tokens,
         "ours_batch4_tok_s": round(n_batch / t_batch, 2),
         "fraction_of_roofline": round(ours_tok_s / roofline, 3),
         "batch4_over_batch1": round(n_batch / t_batch / ours_tok_s, 2),
+        "ours_eager_tok_s": round(len(eager_tokens) / t_eager, 2),
+        "compile_s": round(compile_s, 1),
         "bandwidth_gb_s": round(bw / 1e9, 2),
         "weight_mb_per_token": round(nbytes / 1e6, 1),
         "new_tokens": [n_ours, n_hf, n_batch],

@@ -77,6 +77,34 @@ def test_greedy_batch_equals_hf_generate_per_prompt(hf, llama):
         assert [row] == llama.generate([prompt], max_gen_len=24, temperature=0)[0]
 
 
+@pytest.fixture(scope="module")
+def compiled(hf_pair):
+    """A second model whose one-token steps are compiled (a minute each for batch 1 and for
+    batches of more, the first time on a machine)."""
+    hf, hf_tokenizer = hf_pair
+    model = Transformer.from_hf(hf, max_seq_len=160, max_batch_size=4).compile_decoding()
+    return Llama(model, Tokenizer(hf_tokenizer))
+
+
+def test_compiled_steps_match_op_by_op(llama, compiled):
+    """Same tolerance as prefill against steps: the fused kernels only add in another order."""
+    tokens = torch.tensor([llama.tokenizer.encode(PROMPTS[0], bos=True, eos=False)])
+    steps = {}
+    for name, model in (("eager", llama.model), ("compiled", compiled.model)):
+        model(tokens[:, :4], 0)
+        steps[name] = torch.cat([model(tokens[:, i : i + 1], i) for i in range(4, tokens.shape[1])], dim=1)
+    assert compiled.model.decode_step is not None and llama.model.decode_step is None
+    assert 0 < (steps["compiled"] - steps["eager"]).abs().max() < 1e-4
+
+
+def test_compiled_greedy_equals_hf_generate(hf, compiled):
+    """Batch 1 and a batch of prompts of different lengths: the two compiled steps."""
+    prompt_tokens = [compiled.tokenizer.encode(p, bos=False, eos=False) for p in PROMPTS]
+    expected = [hf_greedy(hf, prompt, 24, compiled.tokenizer.eos_id) for prompt in prompt_tokens]
+    assert compiled.generate(prompt_tokens, max_gen_len=24, temperature=0)[0] == expected
+    assert compiled.generate(prompt_tokens[:1], max_gen_len=24, temperature=0)[0] == expected[:1]
+
+
 def test_the_seed_prompt_greedy_answer(hf, llama):
     """text_completion encodes with BOS, like Meta's; the answer ends with EOS, cut off."""
     prompt = llama.tokenizer.encode(SEED_PROMPT, bos=True, eos=False)
@@ -139,11 +167,14 @@ def test_token_stream_holds_back_split_characters(hf_pair, llama):
 
 
 def test_cli_streams_the_greedy_answer(llama, capsys):
-    assert cli.main(["generate", r"Q: What is the largest animal?\nA:", "--temperature", "0", "--max-gen-len", "16"]) == 0
+    """With --compile (without it: test_the_documented_command_runs); compiling happens
+    before the clock starts, and does not change the answer."""
+    args = ["generate", r"Q: What is the largest animal?\nA:", "--temperature", "0", "--max-gen-len", "16", "--compile"]
+    assert cli.main(args) == 0
     captured = capsys.readouterr()
     expected = llama.text_completion([SEED_PROMPT], temperature=0, max_gen_len=16)[0]["generation"]
     assert captured.out.endswith(expected + "\n")
-    assert "achieved tok/s:" in captured.err
+    assert captured.err.index("Compiling the one-token step") < captured.err.index("achieved tok/s:")
 
 
 def test_cli_echo_logprobs_chat(capsys):

@@ -46,6 +46,7 @@ class Llama:
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
         seed: int = 1,
+        compile: bool = False,
     ) -> "Llama":
         """SmolLM2-135M-Instruct, ready to generate, the way Meta's ``Llama.build`` loads LLaMA.
 
@@ -54,6 +55,8 @@ class Llama:
         group on a backend this machine has (gloo where there is no NCCL, which is the
         fix for "Distributed package doesn't have NCCL built in"). The first call
         converts the GGUF weights into a cache (about 25 s), later calls load in seconds.
+        ``compile=True`` compiles the one-token step (:meth:`Transformer.compile_decoding
+        <llama_notes.model.Transformer.compile_decoding>`): faster once compiled.
         """
         dist = init_distributed()
         device = pick_device(device)
@@ -67,6 +70,8 @@ class Llama:
         start_time = time.time()
         hf_model, hf_tokenizer = load_hf(dtype)
         model = Transformer.from_hf(hf_model.to(device), max_seq_len=max_seq_len, max_batch_size=max_batch_size)
+        if compile:
+            model.compile_decoding()
         print(f"Loaded in {time.time() - start_time:.2f} seconds", file=sys.stderr)  # stdout stays the text
         return Llama(model, Tokenizer(hf_tokenizer))
     # --8<-- [end:build]

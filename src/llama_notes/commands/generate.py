@@ -29,6 +29,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--logprobs", action="store_true", help="list each generated token with its log-probability")
     p.add_argument("--chat", action="store_true", help="send PROMPT as a user message through the chat template")
     p.add_argument("--device", default=None, help="cpu, cuda, mps... (default: the best available)")
+    p.add_argument(
+        "--compile", action="store_true", help="compile the one-token step first: slow to start, faster per token"
+    )
     p.set_defaults(func=run)
 
 
@@ -76,13 +79,16 @@ def generate(args: argparse.Namespace) -> int:
     from llama_notes.generation import Llama
 
     logging.disable_progress_bar()
-    llama = Llama.build(max_seq_len=2048, max_batch_size=1, device=args.device, seed=args.seed)
+    llama = Llama.build(max_seq_len=2048, max_batch_size=1, device=args.device, seed=args.seed, compile=args.compile)
     tokenizer = llama.tokenizer
     prompt = args.prompt.replace("\\n", "\n")
     if args.chat:
         prompt_tokens = tokenizer.encode_dialog([{"role": "user", "content": prompt}])
     else:
         prompt_tokens = tokenizer.encode(prompt, bos=True, eos=False)
+    if args.compile:  # the first one-token step compiles: do it before the clock starts
+        print("Compiling the one-token step...", file=sys.stderr)
+        llama.generate([prompt_tokens], max_gen_len=2, temperature=0)
     stream = TokenStream(tokenizer)
 
     def on_token(cur_pos: int, next_token) -> None:
