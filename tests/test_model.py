@@ -8,7 +8,7 @@ would show up far above that.
 import pytest
 import torch
 
-from llama_notes.model import ModelArgs, Transformer, args_from_hf_config, precompute_freqs_cis, unpermute
+from llama_notes.model import ModelArgs, Transformer, args_from_hf_config, precompute_rope, unpermute
 from llama_notes.tiny import tiny_config, tiny_hf_model
 
 TOL = 1e-10
@@ -62,7 +62,7 @@ def test_a_smaller_batch_reuses_the_cache_rows(hf, model, tokens):
 def test_rope_base_comes_from_rope_parameters(hf, model, tokens):
     assert model.params.rope_theta == hf.config.rope_parameters["rope_theta"] == 500000.0
     wrong = Transformer.from_hf(hf, max_seq_len=64, max_batch_size=4)
-    wrong.freqs_cis = precompute_freqs_cis(16, 64, theta=10000.0)
+    wrong.rope = precompute_rope(16, 64, theta=10000.0)
     assert (wrong(tokens, 0) - hf_logits(hf, tokens)).abs().max() > 1e-3  # the test above would notice
 
 

@@ -94,30 +94,35 @@ class RMSNorm(nn.Module):
 
 
 # --8<-- [start:rope]
-def precompute_freqs_cis(dim: int, end: int, theta: float = 10000.0) -> torch.Tensor:
-    """``e^(i·t·θ_k)`` for every position ``t < end`` and frequency ``θ_k = theta^(-2k/dim)``."""
+def precompute_rope(dim: int, end: int, theta: float = 10000.0) -> torch.Tensor:
+    """``(cos(t·θ_k), sin(t·θ_k))`` for every position ``t < end`` and frequency
+    ``θ_k = theta^(-2k/dim)``: a tensor ``(end, dim / 2, 2)``.
+
+    Meta's ``precompute_freqs_cis`` returns the same numbers as complex ``e^(i·t·θ_k)``;
+    these are its real and imaginary parts, which ``torch.compile`` can fuse (it has no
+    code generation for complex numbers).
+    """
     freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: (dim // 2)].float() / dim))
     t = torch.arange(end, device=freqs.device, dtype=torch.float32)
     freqs = torch.outer(t, freqs)
     # cos and sin computed like Hugging Face's rotary embedding, so both agree to the last bit
-    return torch.complex(freqs.cos(), freqs.sin())
+    return torch.stack([freqs.cos(), freqs.sin()], dim=-1)
 
 
-def apply_rotary_emb(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
+def apply_rotary_emb(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
     """Rotate each pair of features ``(x[2k], x[2k+1])`` of every head by the angle ``t·θ_k``.
 
-    ``x`` is ``(bsz, seqlen, heads, head_dim)``. Meta's code reads a pair as the complex
-    number ``x[2k] + i·x[2k+1]``, multiplies it by ``freqs_cis``, and rotates the queries
-    and the keys in two calls. This writes out the same product in real numbers,
-    ``(x[2k]·cos − x[2k+1]·sin, x[2k]·sin + x[2k+1]·cos)``, which ``torch.compile``
-    fuses into one kernel (it leaves complex arithmetic to separate calls), and is
-    given the query and key heads together: half the calls when run op by op. Computed
-    in at least float32, and in float64 for a float64 model.
+    ``x`` is ``(bsz, seqlen, heads, head_dim)`` and ``rope`` the rows of
+    :func:`precompute_rope` for its positions. Meta's code reads a pair as the complex
+    number ``x[2k] + i·x[2k+1]``, multiplies it by ``e^(i·t·θ_k)``, and rotates the
+    queries and the keys in two calls. This writes out the same product in real
+    numbers, ``(x[2k]·cos − x[2k+1]·sin, x[2k]·sin + x[2k+1]·cos)``, which
+    ``torch.compile`` fuses into one kernel, and is given the query and key heads
+    together: half the calls when run op by op. Computed in at least float32, and in
+    float64 for a float64 model.
     """
     dtype = torch.promote_types(x.dtype, torch.float32)
-    # (seqlen, 1, head_dim / 2): the same angles for every head
-    cos = freqs_cis.real[:, None, :].to(dtype)
-    sin = freqs_cis.imag[:, None, :].to(dtype)
+    cos, sin = rope[:, None, :, :].to(dtype).unbind(-1)  # (seqlen, 1, head_dim / 2): the same for every head
     x0, x1 = x.to(dtype).unflatten(-1, (-1, 2)).unbind(-1)
     return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(3).type_as(x)
 # --8<-- [end:rope]
@@ -144,11 +149,11 @@ class Attention(nn.Module):
         self.register_buffer("cache_k", torch.zeros(cache_shape), persistent=False)
         self.register_buffer("cache_v", torch.zeros(cache_shape), persistent=False)
 
-    def forward(self, x, start_pos: int, freqs_cis, mask):
+    def forward(self, x, start_pos: int, rope, mask):
         bsz, seqlen, _ = x.shape
         xqkv = self.wqkv(x).view(bsz, seqlen, self.n_heads + 2 * self.n_kv_heads, self.head_dim)
         xqk, xv = xqkv.split([self.n_heads + self.n_kv_heads, self.n_kv_heads], dim=2)
-        xq, xk = apply_rotary_emb(xqk, freqs_cis=freqs_cis).split([self.n_heads, self.n_kv_heads], dim=2)
+        xq, xk = apply_rotary_emb(xqk, rope).split([self.n_heads, self.n_kv_heads], dim=2)
 
         self.cache_k[:bsz, start_pos : start_pos + seqlen] = xk
         self.cache_v[:bsz, start_pos : start_pos + seqlen] = xv
@@ -193,8 +198,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
 
-    def forward(self, x, start_pos: int, freqs_cis, mask):
-        h = x + self.attention(self.attention_norm(x), start_pos, freqs_cis, mask)
+    def forward(self, x, start_pos: int, rope, mask):
+        h = x + self.attention(self.attention_norm(x), start_pos, rope, mask)
         out = h + self.feed_forward(self.ffn_norm(h))
         return out
 # --8<-- [end:block]
@@ -212,8 +217,8 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(TransformerBlock(i, params) for i in range(params.n_layers))
         self.norm = RMSNorm(params.dim, eps=params.norm_eps)
         self.output = Linear(params.dim, params.vocab_size)
-        # a plain attribute, not a buffer: Module.to(dtype) would cast the complex numbers to real
-        self.freqs_cis = precompute_freqs_cis(params.dim // params.n_heads, params.max_seq_len, params.rope_theta)
+        # a plain attribute, not a buffer: Module.to(float16) would round the angles' cos and sin
+        self.rope = precompute_rope(params.dim // params.n_heads, params.max_seq_len, params.rope_theta)
         self.decode_step = None  # set by compile_decoding
 
     # --8<-- [start:forward]
@@ -231,7 +236,7 @@ class Transformer(nn.Module):
     def _forward(self, tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
         _bsz, seqlen = tokens.shape
         h = self.tok_embeddings(tokens)
-        freqs_cis = self.freqs_cis[start_pos : start_pos + seqlen].to(h.device)
+        rope = self.rope[start_pos : start_pos + seqlen].to(h.device)
 
         mask = None
         if seqlen > 1:  # one new token may attend to everything before it: no mask needed
@@ -241,7 +246,7 @@ class Transformer(nn.Module):
             mask = torch.hstack([torch.zeros((seqlen, start_pos), device=tokens.device), mask]).type_as(h)
 
         for layer in self.layers:
-            h = layer(h, start_pos, freqs_cis, mask)
+            h = layer(h, start_pos, rope, mask)
         h = self.norm(h)
         output = self.output(h)
         return output.to(torch.promote_types(output.dtype, torch.float32))
