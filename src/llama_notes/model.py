@@ -236,7 +236,9 @@ class Transformer(nn.Module):
     def _forward(self, tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
         _bsz, seqlen = tokens.shape
         h = self.tok_embeddings(tokens)
-        rope = self.rope[start_pos : start_pos + seqlen].to(h.device)
+        if self.rope.device != h.device:  # once, at the first call after the model moved
+            self.rope = self.rope.to(h.device)
+        rope = self.rope[start_pos : start_pos + seqlen]
 
         mask = None
         if seqlen > 1:  # one new token may attend to everything before it: no mask needed
@@ -271,7 +273,6 @@ class Transformer(nn.Module):
         again. The logits differ from the op-by-op ones by rounding only (about 1e-5 in
         float32), because the fused kernels add in another order.
         """
-        on_cpu = self.tok_embeddings.weight.device.type == "cpu"
         # dynamic: one compiled step serves every start_pos, another every batch size above 1.
         # The guards on the modules stay (skipping them would save 0.5 ms per step): every
         # Transformer shares the code of _forward, and only they tell one model from another.
@@ -282,7 +283,7 @@ class Transformer(nn.Module):
             # product, several rows through oneDNN's kernels on frozen, repacked weights.
             # Set around each call, not as torch.compile(options=...): the tracer reads
             # `freezing` itself, outside those options, whenever a new shape compiles.
-            options = {"cpp_wrapper": True, "freezing": tokens.shape[0] > 1} if on_cpu else {}
+            options = {"cpp_wrapper": True, "freezing": tokens.shape[0] > 1} if tokens.device.type == "cpu" else {}
             with torch._inductor.config.patch(options):
                 return compiled(tokens, start_pos)
 
