@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
+import jupytext
+import nbformat
+
 from charts import bar_chart
 from includes import ROOT, expand_includes
+from notebooks import with_outputs
 from pages import DEFAULT_LANGUAGE, notebook_for_jupytext
 from reader import (
     language_alternates,
@@ -47,22 +53,57 @@ NOT_FOUND = {
 }
 
 
+# Loggers that fill a build log with routine at INFO level: a notebook conversion, each
+# language's set-up, jieba loading its dictionary. The log keeps MkDocs' own lines and problems.
+ROUTINE_LOGGERS = ("mkdocs.plugins.mkdocs_jupyter", "mkdocs.mkdocs-jupyter", "mkdocs.plugins.mkdocs_static_i18n", "jieba")
+
+
+@event_priority(-90)  # before static-i18n's on_config (-100) picks the language it builds
+def on_config(config):
+    for name in ROUTINE_LOGGERS:  # here, not at import: jieba sets its own level when imported
+        logging.getLogger(name).setLevel(logging.WARNING)
+    only = config.extra.get("only_language")
+    i18n = config.plugins.get("i18n")
+    if only and i18n.current_language is None:  # the first build of this configuration
+        build_only(i18n, only)
+
+
+def build_only(i18n, lang: str) -> None:
+    """Build one language, into its usual folder (``/es/``), English pages filling its gaps.
+
+    static-i18n's own ``build_only_locale`` makes that language the default one, so
+    its missing pages (the English-only reference) have nothing to fall back on.
+    Here English stays the default: it is just not built.
+    """
+    locales = [language.locale for language in i18n.config.languages]
+    if lang not in locales:
+        raise PluginError(f"LLAMA_NOTES_LANGUAGE={lang!r} is not a language of the site: {', '.join(locales)}")
+    for language in i18n.config.languages:
+        language.build = language.locale == lang
+    i18n.current_language = lang
+
+
 @event_priority(-150)  # after static-i18n (-100), which recreates every File from its source path
 def on_files(files, config):
-    """Expand the includes of notebook pages, and publish the snippets for the title links.
+    """Expand and execute the notebook pages, and publish the snippets for the title links.
 
     mkdocs-jupyter reads the page file itself (through jupytext), so the ``--8<--``
     lines in its code cells never reach pymdownx.snippets. Each notebook page is
-    expanded with the same snippet settings into a temporary file that the plugin
-    executes and renders instead.
+    expanded with the same snippet settings, given the outputs of its code cells
+    (``scripts/notebooks.py`` executes them, or takes them from its cache) and written
+    as an ``.ipynb`` file that the plugin renders instead.
     """
     settings = config.mdx_configs["pymdownx.snippets"]
     for file in files:
         if _is_notebook(file):
-            expanded = Path(_notebook_dir.name) / file.src_uri
-            expanded.parent.mkdir(parents=True, exist_ok=True)
-            expanded.write_text(notebook_for_jupytext(expand_includes(file.content_string, settings), config.use_directory_urls), encoding="utf-8")
-            file.abs_src_path = str(expanded)
+            text = notebook_for_jupytext(expand_includes(file.content_string, settings), config.use_directory_urls)
+            nb = jupytext.reads(text, fmt="md")
+            if config.extra["notebooks"]["execute"]:
+                nb, _ = with_outputs(nb, Path(file.src_uri).stem)
+            rendered = (Path(_notebook_dir.name) / file.src_uri).with_suffix(".ipynb")
+            rendered.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, rendered)
+            file.abs_src_path = str(rendered)
     for source, published in PUBLISHED.items():
         for path in sorted((ROOT / source).iterdir()):
             if path.is_file():

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import llama_notes
+from llama_notes import cli
+from llama_notes.generation import Llama
 
 # The console script pip installed beside this interpreter, whether or not the venv is activated.
 LLAMA_NOTES = str(Path(sys.executable).parent / "llama-notes")
@@ -37,3 +41,20 @@ def test_unknown_subcommand_is_an_error():
     result = _run("no-such-command")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["Hi", "--top-p=1.5"], "top_p=1.5 must be in (0, 1]"),
+    (["Hi", "--max-gen-len=0"], "max_gen_len=0 must be at least 1"),
+    (["Hi", "--temperature=-1"], "temperature=-1.0 must be a finite number >= 0"),
+    (["Hi", "--temperature=nan"], "temperature=nan must be a finite number >= 0"),
+    (["  "], "the prompt is empty"),
+    (["Hi", "--max-gen-len=100000"], "max_gen_len=100000 does not fit: prompt and answer share 2048 positions"),
+])
+def test_generate_rejects_bad_options_before_loading_the_model(monkeypatch, capsys, args, message):
+    def build(*args, **kwargs):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(Llama, "build", build)
+    assert cli.main(["generate", *args]) == 2
+    assert f"llama-notes generate: error: {message}" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from llama_notes import __version__
@@ -30,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The package reports progress ("Loaded in ... seconds") as log records: on stderr
+    # here, where a person waits for it; stdout stays the program's output.
+    logging.basicConfig(format="%(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("llama_notes").setLevel(logging.INFO)
     if args.command is None:
         parser.print_help()
         return 0

@@ -20,6 +20,7 @@ prompt positions teacher-forced, EOS tracked per row, the output cut at
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 import sys
@@ -31,8 +32,11 @@ import torch.nn.functional as F
 
 from llama_notes.device import init_distributed, model_device, pick_device
 from llama_notes.model import Transformer
+from llama_notes.options import check_sampling
 from llama_notes.smollm2 import load_hf
 from llama_notes.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class Llama:
@@ -72,7 +76,8 @@ class Llama:
         model = Transformer.from_hf(hf_model.to(device), max_seq_len=max_seq_len, max_batch_size=max_batch_size)
         if compile:
             model.compile_decoding()
-        print(f"Loaded in {time.time() - start_time:.2f} seconds", file=sys.stderr)  # stdout stays the text
+        # A log record, not a print: the command line shows it, a notebook or a script does not.
+        log.info(f"Loaded in {time.time() - start_time:.2f} seconds")
         return Llama(model, Tokenizer(hf_tokenizer))
     # --8<-- [end:build]
 
@@ -219,14 +224,7 @@ class Llama:
                     raise TypeError(f"prompt {k} holds {tok!r}, which is not an integer token id")
                 if not 0 <= tok < params.vocab_size:
                     raise ValueError(f"prompt {k} holds token id {tok}, outside the vocabulary [0, {params.vocab_size})")
-        if isinstance(max_gen_len, bool) or not isinstance(max_gen_len, numbers.Integral):
-            raise TypeError(f"max_gen_len must be an integer, got {max_gen_len!r}")
-        if max_gen_len < 1:
-            raise ValueError(f"max_gen_len={max_gen_len} must be at least 1")
-        if not temperature >= 0:  # also rejects NaN
-            raise ValueError(f"temperature={temperature} must be >= 0 (0 is greedy)")
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p={top_p} must be in (0, 1]")
+        check_sampling(max_gen_len, temperature, top_p)
     # --8<-- [end:generate_check]
 
     def text_completion(

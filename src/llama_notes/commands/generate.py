@@ -11,6 +11,11 @@ import argparse
 import sys
 import time
 
+from llama_notes.options import check_sampling
+
+# The KV cache the command builds: a prompt and its continuation share these positions.
+MAX_SEQ_LEN = 2048
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -21,7 +26,10 @@ def add_parser(subparsers) -> None:
         r"A literal \n in PROMPT stands for a newline.",
     )
     p.add_argument("prompt", help=r'the text to continue, e.g. "Q: What is the largest animal?\nA:"')
-    p.add_argument("--max-gen-len", type=int, default=64, help="most tokens to generate (default 64)")
+    p.add_argument(
+        "--max-gen-len", type=int, default=64,
+        help=f"most tokens to generate (default 64); prompt and answer share {MAX_SEQ_LEN} positions",
+    )
     p.add_argument("--temperature", type=float, default=0.6, help="0 is greedy (default 0.6)")
     p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling threshold (default 0.9)")
     p.add_argument("--seed", type=int, default=1, help="seed of torch's random generator (default 1, as Meta's build)")
@@ -67,10 +75,20 @@ class TokenStream:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        check_options(args)  # before the model loads: a typo costs no wait
         return generate(args)
     except ValueError as e:  # a bad option or device: checked before any token is generated
         print(f"llama-notes generate: error: {e}", file=sys.stderr)
         return 2
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """What can be checked without the model: the sampling rules of ``Llama.generate``, the prompt."""
+    check_sampling(args.max_gen_len, args.temperature, args.top_p)
+    if not args.prompt.strip():
+        raise ValueError("the prompt is empty: give the text to continue")
+    if args.max_gen_len >= MAX_SEQ_LEN:
+        raise ValueError(f"max_gen_len={args.max_gen_len} does not fit: prompt and answer share {MAX_SEQ_LEN} positions")
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -79,13 +97,18 @@ def generate(args: argparse.Namespace) -> int:
     from llama_notes.generation import Llama
 
     logging.disable_progress_bar()
-    llama = Llama.build(max_seq_len=2048, max_batch_size=1, device=args.device, seed=args.seed, compile=args.compile)
+    llama = Llama.build(max_seq_len=MAX_SEQ_LEN, max_batch_size=1, device=args.device, seed=args.seed, compile=args.compile)
     tokenizer = llama.tokenizer
     prompt = args.prompt.replace("\\n", "\n")
     if args.chat:
         prompt_tokens = tokenizer.encode_dialog([{"role": "user", "content": prompt}])
     else:
         prompt_tokens = tokenizer.encode(prompt, bos=True, eos=False)
+    if len(prompt_tokens) + args.max_gen_len > MAX_SEQ_LEN:
+        raise ValueError(
+            f"the prompt has {len(prompt_tokens)} tokens: max_gen_len can be at most "
+            f"{MAX_SEQ_LEN - len(prompt_tokens)} (prompt and answer share {MAX_SEQ_LEN} positions)"
+        )
     if args.compile:  # the first one-token step compiles: do it before the clock starts
         print("Compiling the one-token step...", file=sys.stderr)
         llama.generate([prompt_tokens], max_gen_len=2, temperature=0)
