@@ -8,7 +8,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install serve test site site-offline bench translations clean
+# ONLY=es (any language of mkdocs.yml): `make serve` builds that language alone, and
+# `make test-docs` runs its checks alone.
+ONLY ?=
+
+.PHONY: install serve test test-docs site site-offline bench translations clean
 
 install: $(STAMP)
 
@@ -24,10 +28,17 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $@
 
 serve: $(STAMP)
-	LLAMA_NOTES_NOTEBOOK_CACHE=true $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000 --livereload
+	@echo "Serving at http://127.0.0.1:8000/$(if $(filter-out en,$(ONLY)),$(ONLY)/) (the first build of a clone runs the notebooks: about a minute)"
+	LLAMA_NOTES_LANGUAGE=$(ONLY) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000 --livereload
 
 test: $(STAMP)
 	$(PYTEST)
+
+# One language's doc tests, structure, translation, site and browser checks (ONLY=es);
+# without ONLY, every language's.
+test-docs: $(STAMP)
+	$(PYTEST) docs tests/test_docs_structure.py tests/test_translations.py tests/test_site.py tests/test_browser.py \
+	  $(if $(ONLY),--language $(ONLY))
 
 site: $(STAMP)
 	$(BIN)/mkdocs build --strict

@@ -5,15 +5,20 @@ pytest-markdown-docs parses pages with markdown-it, which neither expands
 ``pytest_markdown_docs_markdown_it`` hook lets us hand it a parser that reads
 pages the way the site build does (``scripts/pages.py``) and expands includes
 with the snippet settings of ``mkdocs.yml`` (``scripts/includes.py``).
+
+Each language's page is its own test, but the five languages include the same
+files: a fence whose expanded code already ran in this session is not run again,
+it reports the outcome of that run (its first page is in the test's properties).
 """
 
 from __future__ import annotations
 
 import pytest
 from markdown_it.token import Token
+from pytest_markdown_docs.plugin import MarkdownInlinePythonItem
 
 from includes import ROOT, expand_includes, resolve, snippet_config
-from pages import fences, is_notebook_page
+from pages import DOCS, LANGUAGES, fences, is_notebook_page
 
 SETTINGS = snippet_config()
 SOURCE = ROOT / "src"
@@ -48,3 +53,53 @@ class MkDocsPageParser:
 @pytest.hookimpl
 def pytest_markdown_docs_markdown_it():
     return MkDocsPageParser()
+
+
+_OUTCOMES: dict[str, tuple[str, Exception | None]] = {}  # expanded code -> (first test, its error)
+
+
+def _run_once(item: MarkdownInlinePythonItem, runtest) -> None:
+    code = item.code.lstrip("\n")  # the plugin pads the code with blank lines to its line in the page
+    if code in _OUTCOMES:
+        first, error = _OUTCOMES[code]
+        item.user_properties.append(("same_code_as", first))
+        if error is not None:
+            raise error
+        return
+    try:
+        runtest()
+    except Exception as error:  # a failure is reported under every page that shows the code
+        _OUTCOMES[code] = (item.nodeid, error)
+        raise
+    _OUTCOMES[code] = (item.nodeid, None)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--language", choices=LANGUAGES, default=None,
+        help="keep only the tests of this language and those of none (make test-docs ONLY=es)",
+    )
+
+
+def _language(item) -> str | None:
+    """The language a test is about: its page's folder, or its ``lang``/``page`` parameter."""
+    if isinstance(item, MarkdownInlinePythonItem):
+        return item.path.relative_to(DOCS).parts[0]
+    params = getattr(item, "callspec", None) and item.callspec.params
+    if not params:
+        return None
+    if "lang" in params:
+        return params["lang"]
+    page = params.get("page")
+    return page[0] if isinstance(page, tuple) else None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if isinstance(item, MarkdownInlinePythonItem):
+            item.runtest = lambda item=item, runtest=item.runtest: _run_once(item, runtest)
+    only = config.getoption("language")
+    if only:
+        keep = [item for item in items if _language(item) in (None, only)]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep

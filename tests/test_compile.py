@@ -1,0 +1,59 @@
+"""Transformer.compile_decoding on the tiny float32 model.
+
+The compiled one-token step is the same code path for any Llama; the tiny model
+compiles in seconds where SmolLM2 takes minutes, so the equivalence is tested here
+(one prompt, and a batch, whose step is compiled apart with frozen weights).
+test_smollm2.py keeps one compiled check on the real model, through the CLI.
+"""
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from llama_notes.generation import Llama
+from llama_notes.model import Transformer
+from llama_notes.tiny import tiny_hf_model, tiny_hf_tokenizer
+from llama_notes.tokenizer import Tokenizer
+from hf_reference import hf_greedy
+
+PROMPTS = [[5, 6, 7, 8, 9, 10], [11, 12, 13], [20] * 9]
+
+
+@pytest.fixture(scope="module")
+def hf():
+    return tiny_hf_model(torch.float32)
+
+
+def _llama(hf, compile: bool) -> Llama:
+    model = Transformer.from_hf(hf, max_seq_len=48, max_batch_size=4)
+    return Llama(model.compile_decoding() if compile else model, Tokenizer(tiny_hf_tokenizer()))
+
+
+@pytest.fixture(scope="module")
+def compiled(hf):
+    torch._dynamo.reset()
+    counters.clear()
+    return _llama(hf, compile=True)
+
+
+def test_compiled_steps_match_op_by_op(hf, compiled):
+    """Same tolerance as prefill against steps on SmolLM2: fused kernels only add in another order."""
+    eager = _llama(hf, compile=False)
+    tokens = torch.tensor([PROMPTS[0] + [30, 31, 32, 33, 34]])
+    steps = {}
+    for name, llama in (("eager", eager), ("compiled", compiled)):
+        llama.model(tokens[:, :4], 0)
+        steps[name] = torch.cat([llama.model(tokens[:, i : i + 1], i) for i in range(4, tokens.shape[1])], dim=1)
+    # Seven steps at seven positions went through one compiled graph (dynamic in start_pos).
+    assert counters["stats"]["unique_graphs"] == 1
+    assert eager.model.decode_step is None
+    assert (steps["compiled"] - steps["eager"]).abs().max() < 1e-4
+
+
+def test_compiled_greedy_equals_hf_generate(hf, compiled):
+    """One prompt, then a batch of prompts of different lengths: the two compiled steps."""
+    expected = [hf_greedy(hf, prompt, 12, compiled.tokenizer.eos_id) for prompt in PROMPTS]
+    assert compiled.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0] == expected[:1]
+    graphs = counters["stats"]["unique_graphs"]
+    assert compiled.generate(PROMPTS, max_gen_len=12, temperature=0)[0] == expected
+    assert counters["stats"]["unique_graphs"] == graphs + 1  # the batch step compiled apart
