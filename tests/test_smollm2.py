@@ -7,6 +7,8 @@ module loads it once (about 2 s) for every test here.
 import copy
 import io
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -153,8 +155,11 @@ def test_cli_streams_the_greedy_answer(llama, capsys):
 def test_cli_echo_logprobs_chat(capsys):
     assert cli.main(["generate", "Hi", "--chat", "--echo", "--logprobs", "--temperature", "0", "--max-gen-len", "4"]) == 0
     out = capsys.readouterr().out
-    assert "<|im_start|>user\nHi<|im_end|>" in out
-    assert "'<|im_start|>'" in out  # the logprobs table lists the prompt tokens too
+    table_start = re.search(r"^ *-?\d+\.\d{4}  '", out, re.M).start()  # "  -0.1234  'token'" lines
+    text, table = out[:table_start], out[table_start:]
+    # The echoed prompt is the text of the chat, without the template's control tokens...
+    assert "user\nHi\nassistant\n" in text and "<|im_" not in text
+    assert "'<|im_start|>'" in table  # ...which the logprobs table lists as tokens
 
 
 def test_cli_names_the_limit_of_a_long_prompt(capsys):
@@ -198,6 +203,31 @@ def test_an_interrupted_conversion_leaves_no_cache(monkeypatch, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         smollm2.ensure_converted()
     assert os.listdir(tmp_path) == []
+
+
+def test_a_damaged_cache_is_rebuilt_with_a_notice(monkeypatch, tmp_path, capsys, hf):
+    good = smollm2.ensure_converted()
+    monkeypatch.setenv("LLAMA_NOTES_CACHE", str(tmp_path))
+
+    def convert(gguf, out):  # what the conversion writes, copied from the real cache (25 s less)
+        for name in smollm2.CACHE_FILES:
+            shutil.copy(good / name, out / name)
+
+    monkeypatch.setattr(smollm2, "convert", convert)
+    cache = smollm2.ensure_converted()
+    with open(cache / "model.safetensors", "r+b") as f:  # what a full disk leaves
+        f.truncate(1000)
+    killed = tmp_path / ".smollm2-killed"  # the temporary folder of a conversion that was killed
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"half")
+    capsys.readouterr()
+
+    model, _ = smollm2.load_hf()
+    assert capsys.readouterr().err == f"The SmolLM2 cache at {cache} is damaged or incomplete: converting it again.\n"
+    assert sorted(os.listdir(tmp_path)) == ["smollm2"]
+    tokens = torch.tensor([[1, 504, 3458, 282]])
+    with torch.no_grad():
+        assert torch.equal(model(tokens).logits, hf(tokens).logits)
 
 
 def test_the_gguf_ships_in_the_package():

@@ -28,13 +28,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a record is written (a caller may have swapped it)."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def show_progress() -> None:
+    """Show the package's progress records ("Loaded in ... seconds") on stderr, where a
+    person waits for them; stdout stays the program's output. Scripts and notebooks
+    that import the package see none of them."""
+    log = logging.getLogger("llama_notes")
+    if not log.handlers:
+        handler = logging.StreamHandler(_Stderr())
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # The package reports progress ("Loaded in ... seconds") as log records: on stderr
-    # here, where a person waits for it; stdout stays the program's output.
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, force=True)
-    logging.getLogger("llama_notes").setLevel(logging.INFO)
+    show_progress()
     if args.command is None:
         parser.print_help()
         return 0

@@ -11,9 +11,14 @@ directory. Every later call loads the cache in a couple of seconds.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -64,27 +69,68 @@ def convert(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+MANIFEST = "manifest.json"  # what the conversion wrote: each file's size and the hash of its head
+HEAD = 1 << 20  # the first MiB: all of a small file, the header of the safetensors file
+
+
+def _fingerprint(path: Path) -> dict:
+    """Size and SHA-256 of the first MiB: a truncated file (full disk, interrupted copy)
+    changes the size, a damaged safetensors header the hash; reading it takes a millisecond."""
+    with open(path, "rb") as f:
+        head = f.read(HEAD)
+    return {"size": path.stat().st_size, "head_sha256": hashlib.sha256(head).hexdigest()}
+
+
+def is_complete(out: Path) -> bool:
+    """Whether ``out`` holds exactly the files a conversion wrote, as its manifest records them."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        return all(_fingerprint(out / name) == manifest[name] for name in CACHE_FILES)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+@contextlib.contextmanager
+def _conversion_lock(parent: Path):
+    """One conversion at a time per cache folder: who holds the lock owns every temporary
+    folder. The lock is on the folder itself, so nothing is left behind."""
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def ensure_converted() -> Path:
     """The cache directory, converting the GGUF into it first if it is not there yet.
 
-    The conversion writes into a temporary directory next to the cache and renames it
-    into place, so an interrupted conversion never leaves a half-written cache, and two
-    processes converting at once both end with one complete copy.
+    The conversion writes into a temporary directory next to the cache, records each
+    file's size and hash, and renames it into place, so an interrupted conversion never
+    leaves a half-written cache. A cache that does not match its record (a truncated
+    copy, a full disk) is converted again, with a one-line notice, and the temporary
+    folders of a conversion that was killed are removed.
     """
     out = cache_dir()
-    if all((out / name).is_file() for name in CACHE_FILES):
+    if is_complete(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=out.parent))
-    try:
-        convert(gguf_path(), tmp)
+    with _conversion_lock(out.parent):
+        if is_complete(out):  # another process converted it while this one waited
+            return out
+        for leftover in out.parent.glob(".smollm2-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if out.exists():
+            print(f"The SmolLM2 cache at {out} is damaged or incomplete: converting it again.", file=sys.stderr)
+            shutil.rmtree(out)
+        tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=out.parent))
         try:
+            convert(gguf_path(), tmp)
+            manifest = {name: _fingerprint(tmp / name) for name in CACHE_FILES}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             tmp.rename(out)
-        except OSError:  # another process finished first: keep its copy
-            if not all((out / name).is_file() for name in CACHE_FILES):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -3,7 +3,7 @@
 Meta's ``Tokenizer`` wraps SentencePiece with ``encode(s, bos, eos)``, ``decode(t)``
 and the ids ``bos_id``, ``eos_id``, ``pad_id``, ``n_words``; ``generation.py`` uses
 nothing else. This class gives any Hugging Face tokenizer that interface, so the
-seed's ``generate`` runs unchanged on SmolLM2.
+source post's ``generate`` runs unchanged on SmolLM2.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ class Tokenizer:
             t = t + [self.eos_id]
         return t
 
-    def decode(self, t: list[int]) -> str:
-        """The text of the token ids ``t``."""
-        return self.hf.decode(t)
+    def decode(self, t: list[int], skip_special: bool = False) -> str:
+        """The text of the token ids ``t``; ``skip_special`` leaves out the control tokens
+        (BOS, the chat template's ``<|im_start|>``...), which are not text for a reader."""
+        return self.hf.decode(t, skip_special_tokens=skip_special)
 
     def encode_dialog(self, dialog: list[dict[str, str]]) -> list[int]:
         """The prompt tokens of a chat, ``[{"role": ..., "content": ...}, ...]``, through the

@@ -1,6 +1,6 @@
 """``llama-notes doctor``: what this machine can run, before a model download says otherwise.
 
-It answers the three questions behind the seeds' errors: which devices torch sees
+It answers the three questions behind the errors of the source posts: which devices torch sees
 (the device error), which ``torch.distributed`` backend ``init_distributed`` would
 pick and why (the NCCL error), and which models fit in each device's memory (the
 out-of-memory error).
@@ -13,9 +13,14 @@ import platform
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("doctor", help="versions, devices, distributed backend, what fits in memory")
-    parser.add_argument("--max-seq-len", type=_size, default=128, help="KV cache positions (default: 128, as in the seed)")
-    parser.add_argument("--max-batch-size", type=_size, default=4, help="KV cache batch rows (default: 4, as in the seed)")
+    parser = subparsers.add_parser(
+        "doctor",
+        help="versions, devices, distributed backend, what fits in memory",
+        description="Report what this machine offers the examples: package versions, the devices torch "
+        "can use, the torch.distributed backend torchrun would get, and which model sizes fit in memory.",
+    )
+    parser.add_argument("--max-seq-len", type=_size, default=128, help="KV cache positions (default: 128, as in Meta's example)")
+    parser.add_argument("--max-batch-size", type=_size, default=4, help="KV cache batch rows (default: 4, as in Meta's example)")
     parser.set_defaults(func=run)
 
 

@@ -116,7 +116,7 @@ def generate(args: argparse.Namespace) -> int:
 
     def on_token(cur_pos: int, next_token) -> None:
         if args.echo and cur_pos == len(prompt_tokens):  # the first new token: the checks passed
-            stream.out.write(tokenizer.decode(prompt_tokens))
+            stream.out.write(tokenizer.decode(prompt_tokens, skip_special=True))
         token = int(next_token[0])
         if token != tokenizer.eos_id:
             stream.push(token)

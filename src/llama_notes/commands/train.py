@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 SIZES = [64, 30, 10]
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train Nielsen's [64, 30, 10] network on the 8x8 digits")
+    parser = subparsers.add_parser(
+        "train",
+        help="train Nielsen's [64, 30, 10] network on the 8x8 digits",
+        description="Train Nielsen's network with mini-batch SGD on scikit-learn's 8x8 digits, "
+        "printing the test accuracy after each epoch.",
+    )
     parser.add_argument("--epochs", type=_positive(int), default=30, help="passes over the training data (default: 30)")
     parser.add_argument("--batch-size", type=_positive(int), default=10, help="examples per update (default: 10)")
     parser.add_argument("--eta", type=_positive(float), default=3.0, help="learning rate (default: 3.0)")
@@ -35,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     net = (MatrixNetwork if args.matrix else Network)(SIZES, seed=args.seed)
     print(f"{type(net).__name__}({SIZES}, seed={args.seed}): {len(training_data)} training and "
           f"{len(test_data)} test digits, mini-batch {args.batch_size}, eta {args.eta}")
-    with tqdm(total=args.epochs, unit="epoch", leave=False) as bar:
+    # A progress bar only where a person watches: in a file it would mix with the epoch lines.
+    with tqdm(total=args.epochs, unit="epoch", leave=False, disable=not sys.stderr.isatty()) as bar:
         def report(epoch):
             bar.write(f"Epoch {epoch.epoch}: {epoch.correct} / {epoch.total}, cost {epoch.cost:.4f}")
             bar.update()
