@@ -11,7 +11,8 @@ the pinned environment. Those make the cache key, so:
 - the five languages of one notebook share one execution.
 
 Executed notebooks are kept in ``.cache/notebooks/<name>-<key>.ipynb``, one per
-notebook name: writing a new one removes the older entries of that name.
+notebook name: writing a new one removes the older entries of that name. A run in
+which a cell wrote to stderr is reported to the build and not kept.
 """
 
 from __future__ import annotations
@@ -91,20 +92,25 @@ def with_outputs(nb: nbformat.NotebookNode, name: str, cache: Path = CACHE, inpu
     entry = cache / f"{name}-{key}.ipynb"
     executed = not entry.is_file()
     if executed:
-        code_only = copy.deepcopy(nb)
-        code_only.cells = [cell for cell in code_only.cells if cell.cell_type == "code"]
-        _execute(code_only, name)
-        _write_atomically(code_only, entry)
-        for old in cache.glob(f"{name}-*.ipynb"):
-            if old != entry:
-                old.unlink(missing_ok=True)
-    ran = nbformat.read(entry, as_version=4).cells
+        ran = copy.deepcopy(nb)
+        ran.cells = [cell for cell in ran.cells if cell.cell_type == "code"]
+        _execute(ran, name)
+        if not _stderr(ran):  # a run with warnings is not kept: the next build runs it again
+            _write_atomically(ran, entry)
+            for old in cache.glob(f"{name}-*.ipynb"):
+                if old != entry:
+                    old.unlink(missing_ok=True)
+    else:
+        ran = nbformat.read(entry, as_version=4)
+    for text in _stderr(ran):
+        # A reader should see results, not the warnings of the machine that built the page.
+        log.warning("Notebook %s writes to stderr, which the page would show: %s", name, text.strip()[:300])
     result = copy.deepcopy(nb)
     code_cells = [cell for cell in result.cells if cell.cell_type == "code"]
-    for cell, done in zip(code_cells, ran, strict=True):
+    for cell, done in zip(code_cells, ran.cells, strict=True):
         cell.outputs, cell.execution_count = done.outputs, done.execution_count
-        for output in done.outputs:
-            if output.get("name") == "stderr":
-                # A reader should see results, not the warnings of the machine that built the page.
-                log.warning("Notebook %s writes to stderr, which the page would show: %s", name, output.text.strip()[:300])
     return result, executed
+
+
+def _stderr(nb: nbformat.NotebookNode) -> list[str]:
+    return [output.text for cell in nb.cells for output in cell.outputs if output.get("name") == "stderr"]

@@ -82,3 +82,14 @@ def test_a_failing_cell_stops_the_build_and_caches_nothing(project, tmp_path):
     with pytest.raises(Exception, match="broken package"):
         with_outputs(_notebook(package, runs, "# Answer"), "answer", cache, [package])
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_a_run_that_writes_to_stderr_is_reported_and_not_kept(project, caplog):
+    package, runs, cache = project
+    (package / "mod.py").write_text("import sys\ndef answer():\n    print('converting the cache', file=sys.stderr)\n    return 41\n")
+    for _ in range(2):  # not cached: the second build runs it again, and reports it again
+        nb, executed = with_outputs(_notebook(package, runs, "# Answer"), "answer", cache, [package])
+        assert executed and sorted(_printed(nb).splitlines()) == ["41", "converting the cache"]
+    assert runs.read_text() == "ran\nran\n"
+    assert caplog.text.count("Notebook answer writes to stderr") == 2
+    assert not cache.exists() or list(cache.iterdir()) == []
