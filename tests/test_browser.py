@@ -14,18 +14,19 @@ from playwright.sync_api import expect
 
 from includes import ROOT
 from pages import DEFAULT_LANGUAGE, LANGUAGES, pages, structure, url_path
+from translations import ENGLISH_ONLY
 from sitebuild import build_site
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"  # npm's axe-core, installed by make
 # Without the background-networking flags Chromium keeps calling Google's hosts.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-default-apps",
 ]
 ENGLISH = sorted(pages(DEFAULT_LANGUAGE))
-PAGES = [(lang, rel) for lang in LANGUAGES for rel in ENGLISH]
 ANNOTATION = re.compile(r"[ \t]*# \(\d+\)!")
 
 
@@ -103,27 +104,42 @@ def _lines(code: str) -> list[str]:
     return [line.rstrip() for line in code.rstrip("\n").split("\n")]
 
 
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make install` installs axe-core with npm")
+    return AXE.read_text(encoding="utf-8")
+
+
+def _axe_violations(page, exclude: list[str]) -> list[str]:
+    """Every axe-core rule the page breaks, with the elements that break it (``exclude``:
+    CSS selectors of parts already checked elsewhere)."""
+    return page.evaluate(
+        """exclude => axe.run({include: [["html"]], exclude: exclude.map(s => [s])}, {resultTypes: ["violations"]})
+            .then(r => r.violations.map(v => `${v.id} (${v.impact}): ${v.nodes.map(n => n.target.join(" ")).join(", ")}`))""",
+        exclude,
+    )
+
+
+def _palette_toggle(page):
+    return page.locator("form[data-md-component=palette] label:visible").first
+
+
 def _translation(page, key: str) -> str:
     """One of Material's interface strings, in the page's language."""
     return json.loads(page.locator("#__config").text_content())["translations"][key]
 
 
-@pytest.mark.parametrize("lang,rel", PAGES)
-def test_page_as_a_reader_uses_it(visit, lang, rel):
-    """One visit per page: it loads everything from the site without errors, each copy
-    button copies exactly its code, and the language switcher leads to the same page
-    and section in the next language."""
-    anchor = structure((ROOT / "docs" / "en" / rel).read_text(encoding="utf-8")).anchors[-1]
-    page = visit.open(f"{url_path(lang, rel)}#{anchor}", wait_until="load")
+def _check_page(visit, page, lang: str, rel: str, axe_source: str) -> None:
+    """Everything about one page as it is shown: its language, each copy button, no
+    accessibility defect in either palette, nothing that failed to load."""
     expect(page.locator("html")).to_have_attribute("lang", lang)
     page.mouse.wheel(0, 20000)  # scroll to the end: lazy content loads too
-    page.wait_for_load_state("networkidle")
 
     copied = page.locator(".md-dialog__inner")
     for i, title in enumerate(_code_blocks(rel)):
         name = title.removeprefix("snippets/")
         block = page.locator(f'div.highlight:has(span.filename a[href$="/{name}"])').first
-        block.hover()
         page.evaluate("navigator.clipboard.writeText('')")
         block.locator("button[data-clipboard-target]").click()
         # Material confirms a copy in a dialog; the copy itself happens in the click handler.
@@ -131,20 +147,49 @@ def test_page_as_a_reader_uses_it(visit, lang, rel):
         # Material drops the code annotation markers from what it copies (it keeps the
         # blanks before them, invisible trailing whitespace, so lines are compared without it).
         expected = ANNOTATION.sub("", (ROOT / title).read_text(encoding="utf-8"))
-        assert _lines(page.evaluate("navigator.clipboard.readText()")) == _lines(expected), f"block {i} ({title})"
+        assert _lines(page.evaluate("navigator.clipboard.readText()")) == _lines(expected), f"{lang}: block {i} ({title})"
 
-    assert visit.foreign_requests() == []
-    assert visit.failures == []
-    assert visit.errors == []
+    # No accessibility defect that axe-core finds, in the light palette and in the dark one.
+    # The API reference is the same English text in every language: its content is
+    # checked on the English page, the language's navigation and header on every page.
+    page.add_script_tag(content=axe_source)
+    exclude = [".md-content"] if rel.startswith(ENGLISH_ONLY) and lang != DEFAULT_LANGUAGE else []
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-md-color-scheme", "default")
+    assert _axe_violations(page, exclude) == [], f"{lang}, light palette"
+    _palette_toggle(page).click()
+    expect(body).to_have_attribute("data-md-color-scheme", "slate")
+    assert _axe_violations(page, exclude) == [], f"{lang}, dark palette"
+    _palette_toggle(page).click()  # the profile is shared: leave it as it was
+    expect(body).to_have_attribute("data-md-color-scheme", "default")
 
-    target = _next_language(lang)
-    page.locator(".md-header__option .md-select").hover()
-    with page.expect_navigation(wait_until="commit"):  # the expectations below wait for the page
-        page.locator(f'a.md-select__link[hreflang="{target}"]').click()
-    expect(page.locator("html")).to_have_attribute("lang", target)
-    assert urlsplit(page.url).path == url_path(target, rel)
-    assert urlsplit(page.url).fragment == anchor
-    expect(page.locator(":target")).to_have_id(anchor)
+    # Everything the page loaded, the search index and the sitemaps after the load event
+    # too, has settled by now (the wait returns at once when it has): nothing failed.
+    page.wait_for_load_state("networkidle")
+    assert visit.foreign_requests() == [], lang
+    assert visit.failures == [], lang
+    assert visit.errors == [], lang
+
+
+@pytest.mark.parametrize("rel", ENGLISH)
+def test_page_in_every_language_as_a_reader_uses_it(request, visit, axe_source, rel):
+    """One visit per page and language, each language reached through the previous one's
+    switcher: every page passes _check_page, and each language's switcher leads to the
+    same page and section in the next language. With --language, that language alone."""
+    only = request.config.getoption("language")
+    languages = [only] if only else list(LANGUAGES)
+    anchor = structure((ROOT / "docs" / "en" / rel).read_text(encoding="utf-8")).anchors[-1]
+    page = visit.open(f"{url_path(languages[0], rel)}#{anchor}", wait_until="domcontentloaded")
+    for lang in languages:
+        _check_page(visit, page, lang, rel, axe_source)
+        target = _next_language(lang)
+        page.locator(".md-header__option .md-select").hover()
+        with page.expect_navigation(wait_until="commit"):  # the expectations below wait for the page
+            page.locator(f'a.md-select__link[hreflang="{target}"]').click()
+        expect(page.locator("html")).to_have_attribute("lang", target)
+        assert urlsplit(page.url).path == url_path(target, rel)
+        assert urlsplit(page.url).fragment == anchor
+        expect(page.locator(":target")).to_have_id(anchor)
 
 
 def _search(page, query: str) -> list[str]:
@@ -201,13 +246,38 @@ def test_each_language_has_its_404_page(visit, lang):
 def test_palette_toggle_switches_between_light_and_dark(browser, server):
     context = browser.new_context()  # the reader's choice of palette stays in the profile
     page = Visit(context, server).open("/")
-    body, toggle = page.locator("body"), page.locator("form[data-md-component=palette] label:visible").first
+    body = page.locator("body")
     expect(body).to_have_attribute("data-md-color-scheme", "default")  # the reader's system is light
-    toggle.click()
+    _palette_toggle(page).click()
     expect(body).to_have_attribute("data-md-color-scheme", "slate")
-    page.locator("form[data-md-component=palette] label:visible").first.click()
+    _palette_toggle(page).click()
     expect(body).to_have_attribute("data-md-color-scheme", "default")
     context.close()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_keyboard_reaches_skip_link_language_menu_and_search(visit, lang):
+    """Tab from the top of a home page: the skip link comes first and shows itself,
+    then the language menu and the search field are reached, each visibly focused."""
+    page = visit.open(url_path(lang, "index.md"), wait_until="load")
+    page.keyboard.press("Tab")
+    skip = page.locator("a.md-skip")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    reached = set()
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate(
+            """() => {
+                const e = document.activeElement;
+                const style = getComputedStyle(e);
+                const visible = style.outlineStyle !== "none" || style.boxShadow !== "none";
+                if (e.matches(".md-select button, .md-select > .md-header__button")) return visible ? "language" : "language (no focus mark)";
+                if (e.matches("input.md-search__input")) return visible ? "search" : "search (no focus mark)";
+                return "other";
+            }"""
+        ))
+    assert {"language", "search"} <= reached, reached
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,13 @@ switcher of each page leads to the same page in the other languages."""
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 
+from includes import ROOT
 from linkcheck import broken_links
 from pages import DEFAULT_LANGUAGE, LANGUAGES, pages, url_path
 from sitebuild import page_weight_kb
@@ -74,3 +77,44 @@ def test_every_guide_page_weighs_under_a_megabyte_with_its_css_and_javascript(bu
     assert guides
     heavy = {p.relative_to(built_site).as_posix(): kb for p in guides if (kb := page_weight_kb(p)) >= 1024}
     assert heavy == {}
+
+
+NOTEBOOK_OUTPUT = re.compile(r'<div class="[^"]*\bjp-OutputArea-output\b[^"]*"(?P<attrs>[^>]*)>(?P<text>.*?)</div>', re.S)
+
+
+def test_no_page_shows_the_build_machine_or_a_warning(built_site):
+    """Pages carry nothing of the machine that built them (its checkout path), and the
+    notebooks' outputs hold results, not warnings; every notebook page has outputs."""
+    # The checkout, the site folder, and the temporary folder where the build runs notebooks.
+    build_paths = {str(ROOT), str(built_site), tempfile.gettempdir() + "/", f"{Path.home()}/"}
+    leaks = [
+        p.relative_to(built_site).as_posix()
+        for p in built_site.rglob("*.html")
+        if any(path in p.read_text(encoding="utf-8") for path in build_paths)
+    ]
+    assert leaks == []
+    for lang in LANGUAGES:
+        for rel in ENGLISH_PAGES:
+            if rel.startswith("notebooks/"):
+                outputs = list(NOTEBOOK_OUTPUT.finditer(_html(built_site, lang, rel)))
+                assert outputs, f"{url_path(lang, rel)} has no output"
+                noise = [o[0] for o in outputs if "Warning" in o["text"] or "stderr" in o["attrs"]]
+                assert noise == [], url_path(lang, rel)
+
+
+PRIMARY_NAV = re.compile(r'<nav class="md-nav md-nav--primary".*?<ul class="md-nav__list"(?P<list>.*?)</nav>', re.S)
+LINK_LABEL = re.compile(r'class="md-nav__link[^"]*"[^>]*>\s*<span class="md-ellipsis">\s*(?P<label>[^<]*?)\s*</span>')
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_one_title_scheme_and_no_repeated_site_name_in_the_sidebar(built_site, lang):
+    """Every language's home is titled by the site's name alone, as the root is; every
+    other page "<page> - llama-notes"; the sidebar names the site once, as its title."""
+    for rel in ENGLISH_PAGES:
+        title = re.search(r"<title>(.*?)</title>", _html(built_site, lang, rel))[1]
+        if rel == "index.md":
+            assert title == "llama-notes", url_path(lang, rel)
+        else:
+            assert title.endswith(" - llama-notes") and not title.startswith("llama-notes"), (url_path(lang, rel), title)
+    nav = PRIMARY_NAV.search(_html(built_site, lang, "guides/sgd.md"))["list"]
+    assert "llama-notes" not in [m["label"] for m in LINK_LABEL.finditer(nav)]
