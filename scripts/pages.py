@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mkdocs.utils.yaml import yaml_load
+
 from includes import ROOT, include_target
 
 DOCS = ROOT / "docs"
@@ -114,6 +116,17 @@ def url_path(lang: str, rel: str) -> str:
     stem = rel.removesuffix(".md")
     page = "" if stem == "index" else stem.removesuffix("/index") + "/"
     return f"/{'' if lang == DEFAULT_LANGUAGE else lang + '/'}{page}"
+
+
+def termbase(language: str, docs: Path = DOCS) -> list[dict]:
+    """The language's termbase, from the front matter of its glossary page.
+
+    ``termbase:`` lists ``{use: preferred term, not: [regular expressions]}``: the term
+    the glossary defines, and the variants this language's pages must not use for it.
+    """
+    match = FRONT_MATTER.match((docs / language / "glossary.md").read_text(encoding="utf-8"))
+    meta = yaml_load(match["yaml"]) if match else None
+    return (meta or {}).get("termbase", [])
 
 
 def is_notebook_page(text: str) -> bool:

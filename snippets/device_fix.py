@@ -1,4 +1,4 @@
-"""The seed's device fix, on SmolLM2: the tokenizer's tensors go to the model's device."""
+"""The device fix from the source post, on SmolLM2: the tokenizer's tensors go to the model's device."""
 
 import torch
 

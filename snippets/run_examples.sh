@@ -1,4 +1,5 @@
-python snippets/sgd_train_digits.py
-llama-notes train --epochs 5
-llama-notes generate "Q: What is the largest animal?\nA:" --temperature 0
-llama-notes doctor
+source .venv/bin/activate                  # the environment make test installed
+python snippets/sgd_train_digits.py        # about 5 s
+llama-notes train --epochs 5               # about 5 s
+llama-notes generate "Q: What is the largest animal?\nA:" --temperature 0   # under a minute
+llama-notes doctor                         # about 5 s

@@ -1,4 +1,4 @@
-"""One step of the seed's update on a real mini-batch of digits: how far the weights move."""
+"""One step of the update from the source post, on a real mini-batch of digits: how far the weights move."""
 
 import numpy as np
 

@@ -31,7 +31,7 @@ def meta_model():
 
 @pytest.fixture
 def encoding():
-    """What the seed's tokenizer call returns: a BatchEncoding of CPU tensors."""
+    """What the source post's tokenizer call returns: a BatchEncoding of CPU tensors."""
     return tiny_hf_tokenizer()("Q: What is the largest animal?\nA:", return_tensors="pt")
 
 
@@ -98,7 +98,7 @@ def test_model_without_parameters_is_rejected():
 
 
 def test_the_seed_fix_lets_the_embedding_run(encoding):
-    # the seed's failing call was the embedding lookup; with the fix it runs on the model's device
+    # the source post's failing call was the embedding lookup; with the fix it runs on the model's device
     embedding = nn.Embedding(len(tiny_hf_tokenizer()), 4)
     out = embedding(to_model_device(encoding, embedding)["input_ids"])
     assert out.shape == (*encoding.input_ids.shape, 4)
@@ -151,7 +151,7 @@ def test_explicit_backend_is_checked():
 
 @pytest.mark.skipif(torch.cuda.is_available() and dist.is_nccl_available(), reason="this machine has NCCL")
 def test_nccl_is_refused_where_it_does_not_exist():
-    # the seed's "Distributed package doesn't have NCCL built in", caught before init_process_group
+    # the source post's "Distributed package doesn't have NCCL built in", caught before init_process_group
     with pytest.raises(ValueError, match="backend 'nccl' is not available"):
         distributed_backend("nccl")
 
@@ -170,8 +170,8 @@ def test_cuda_is_picked_first():
 def test_seed_error_and_fix_on_cuda(encoding):
     embedding = nn.Embedding(len(tiny_hf_tokenizer()), 4, device="cuda")
     with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
-        embedding(encoding["input_ids"])  # the seed's error: input_ids on the CPU
-    input_ids = encoding["input_ids"].to(model_device(embedding))  # the seed's fix
+        embedding(encoding["input_ids"])  # the source post's error: input_ids on the CPU
+    input_ids = encoding["input_ids"].to(model_device(embedding))  # the source post's fix
     assert embedding(input_ids).device.type == "cuda"
     assert to_model_device(encoding, embedding)["input_ids"].device == model_device(embedding)
 

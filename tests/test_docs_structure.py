@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from pages import DEFAULT_LANGUAGE, LANGUAGES, fences, headings_without_anchor, pages, structure
+import pytest
+from mkdocs.utils.yaml import yaml_load
+
+from includes import ROOT
+from pages import DEFAULT_LANGUAGE, LANGUAGES, fences, headings_without_anchor, pages, prose_lines, structure, termbase
 
 TRANSLATIONS = [lang for lang in LANGUAGES if lang != DEFAULT_LANGUAGE]
 ALL_PAGES = [(lang, rel, path) for lang in LANGUAGES for rel, path in pages(lang).items()]
@@ -45,3 +49,31 @@ def test_translation_keeps_the_english_structure(page):
         assert getattr(translated, part) == getattr(source, part), (
             f"docs/{lang}/{rel}: {part} differ from docs/en/{rel} (set or order)"
         )
+
+
+def _interface_labels(lang: str) -> list[str]:
+    """The labels mkdocs.yml gives this language's navigation and admonitions."""
+    with open(ROOT / "mkdocs.yml", encoding="utf-8") as f:
+        plugins = yaml_load(f)["plugins"]
+    i18n = next(p["i18n"] for p in plugins if isinstance(p, dict) and "i18n" in p)
+    language = next(entry for entry in i18n["languages"] if entry["locale"] == lang)
+    return [*(language.get("nav_translations") or {}).values(), *(language.get("admonition_translations") or {}).values()]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_pages_use_the_terms_of_their_glossary(lang):
+    """Each glossary's termbase (its front matter) names the rejected variants of its
+    terms; no page, navigation label or admonition title of that language uses one."""
+    entries = termbase(lang)
+    assert entries, f"docs/{lang}/glossary.md has no termbase in its front matter"
+    texts = {f"docs/{lang}/{rel}": prose_lines(path.read_text(encoding="utf-8")) for rel, path in pages(lang).items()}
+    texts["mkdocs.yml (navigation and admonition labels)"] = _interface_labels(lang)
+    found = [
+        f"{where}:{n}: {line.strip()!r} has {pattern!r}, use {entry['use']!r}"
+        for where, lines in texts.items()
+        for n, line in enumerate(lines, 1)
+        for entry in entries
+        for pattern in entry["not"]
+        if re.search(pattern, line)
+    ]
+    assert found == []

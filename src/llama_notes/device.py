@@ -1,6 +1,6 @@
 """The device fix and the backend choice for ``torch.distributed``.
 
-Two errors from the seeds live here. ``Expected all tensors to be on the same
+Two errors from the source posts live here. ``Expected all tensors to be on the same
 device`` comes from a tokenizer's tensors left on the CPU while the model sits on
 the GPU: :func:`to_model_device` moves them. ``Distributed package doesn't have
 NCCL built in`` comes from Meta's ``Llama.build`` asking for NCCL on a machine
@@ -43,7 +43,7 @@ def to_model_device(inputs, model: torch.nn.Module):
     an int, ``None``) comes back unchanged, and the structure comes back with the same
     type. The input is not modified: ``BatchEncoding.to`` moves in place, this copies.
 
-    This is the seed's fix ``input_ids = input_ids.to(model.device)``, for everything a
+    This is the source post's fix ``input_ids = input_ids.to(model.device)``, for everything a
     tokenizer can return.
     """
     return _move(inputs, model_device(model))

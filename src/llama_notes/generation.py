@@ -3,12 +3,12 @@
 ``generate`` is the method the source posts explain, with the same variables and the
 same steps: a right-padded token buffer, a loop from the shortest prompt's end,
 prompt positions teacher-forced, EOS tracked per row, the output cut at
-``max_gen_len`` and before the first EOS. What differs from the seed's code:
+``max_gen_len`` and before the first EOS. What differs from the code in the source posts:
 
 - nothing says ``"cuda"``: the token buffer goes to the model's device;
 - the ``assert`` statements are ``ValueError``/``TypeError`` raised before any work;
 - the log-probabilities are computed after the new token is written, so a generated
-  token gets its own log-probability (the seed computed them before, when the target
+  token gets its own log-probability (the source post's code computed them before, when the target
   was still padding, which gives 0; Meta's later code fixed it the same way);
 - EOS is looked for only in the generated part, so a prompt may contain EOS (a chat
   template does);
@@ -202,7 +202,7 @@ class Llama:
 
     # --8<-- [start:generate_check]
     def _check(self, prompt_tokens, max_gen_len, temperature, top_p) -> None:
-        """The seed's asserts, and the rest of what ``generate`` needs, as errors that say what is wrong."""
+        """The source post's asserts, and the rest of what ``generate`` needs, as errors that say what is wrong."""
         params = self.model.params
         if not isinstance(prompt_tokens, (list, tuple)):
             raise TypeError(f"prompt_tokens is a list of lists of token ids, got {type(prompt_tokens).__name__}")

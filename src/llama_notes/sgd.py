@@ -14,7 +14,7 @@ changes:
 - bad input raises ``ValueError`` or ``TypeError`` before any weight changes;
 - the sum of ``backprop`` over a mini-batch is its own method, ``sum_gradients``,
   so that :class:`llama_notes.sgd_matrix.MatrixNetwork` can replace that loop with
-  matrix products and share everything else, the seed's update lines included.
+  matrix products and share everything else, the update lines of the source post included.
 
 Shapes follow the book: an input ``x`` is a ``(sizes[0], 1)`` column, a training
 target ``y`` a one-hot ``(sizes[-1], 1)`` column, a test label an ``int``.

@@ -9,7 +9,7 @@ come out of the products directly:
 - ``nabla_b = delta.sum(axis=1)``: the sum of each example's ``delta``;
 - ``nabla_w = delta @ A.T``: the sum of each example's outer product ``delta a^T``.
 
-Everything else, including the seed's update lines, is inherited, so for the same
+Everything else, including the update lines of the source post, is inherited, so for the same
 ``seed`` both networks start from the same weights and see the same mini-batches.
 """
 
