@@ -15,7 +15,6 @@ from playwright.sync_api import expect
 from includes import ROOT
 from pages import DEFAULT_LANGUAGE, LANGUAGES, pages, structure, url_path
 from translations import ENGLISH_ONLY
-from sitebuild import build_site
 
 pytestmark = pytest.mark.browser
 
@@ -278,15 +277,6 @@ def test_keyboard_reaches_skip_link_language_menu_and_search(visit, lang):
             }"""
         ))
     assert {"language", "search"} <= reached, reached
-
-
-@pytest.fixture(scope="session")
-def offline_site(tmp_path_factory) -> Path:
-    """`make site-offline`, built once (the notebooks come from the cache the site build filled)."""
-    site = tmp_path_factory.mktemp("site-offline")
-    result = build_site(site, env={"SITE_URL": "", "LLAMA_NOTES_OFFLINE": "true"})
-    assert result.returncode == 0, result.stderr[-5000:]
-    return site
 
 
 @pytest.fixture
