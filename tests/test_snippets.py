@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,42 +18,12 @@ def test_there_are_snippets():
     assert SNIPPETS, "snippets/ holds no script"
 
 
-def _run_script(script):
-    """Run ``script`` as a reader runs it, from a folder of its own."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
-    with tempfile.TemporaryDirectory() as folder:
-        return subprocess.run(
-            [sys.executable, str(script)], cwd=folder, env=env, capture_output=True, text=True, timeout=600
-        )
-
-
-def _run_home_page_examples():
-    """snippets/run_examples.sh, line by line in a new shell, from a clone's folder after
-    `make test` (here a folder with this checkout's .venv and snippets/)."""
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / ".venv").symlink_to(sys.prefix, target_is_directory=True)
-        (Path(folder) / "snippets").symlink_to(ROOT / "snippets", target_is_directory=True)
-        return subprocess.run(
-            ["bash", "-e", "snippets/run_examples.sh"], cwd=folder, env=_new_shell_env(),
-            capture_output=True, text=True, timeout=600,
-        )
-
-
-def background_jobs(items) -> dict:
-    """The scripts of the selected tests run in the background (tests/conftest.py)."""
-    jobs = {}
-    for item in items:
-        if item.originalname == "test_snippet_runs_as_script":
-            script = item.callspec.params["script"]
-            jobs[script] = lambda script=script: _run_script(script)
-        elif item.originalname == "test_the_home_page_examples_run_as_written":
-            jobs["run_examples.sh"] = _run_home_page_examples
-    return jobs
-
-
 @pytest.mark.parametrize("script", SNIPPETS, ids=lambda p: p.name)
-def test_snippet_runs_as_script(script, background):
-    result = background.wait(script)
+def test_snippet_runs_as_script(script, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, f"{script.name} failed:\n{result.stderr}"
     # A snippet whose output the docs show keeps it beside it as <name>.txt: the page
     # must show what the script really prints.
@@ -92,9 +60,15 @@ def _new_shell_env() -> dict:
 
 
 @pytest.mark.slow
-def test_the_home_page_examples_run_as_written(background):
-    """snippets/run_examples.sh runs as written (see _run_home_page_examples)."""
-    result = background.wait("run_examples.sh")
+def test_the_home_page_examples_run_as_written(tmp_path):
+    """snippets/run_examples.sh, line by line in a new shell, from a clone's folder after
+    `make test` (here a folder with this checkout's .venv and snippets/)."""
+    (tmp_path / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    (tmp_path / "snippets").symlink_to(ROOT / "snippets", target_is_directory=True)
+    result = subprocess.run(
+        ["bash", "-e", "snippets/run_examples.sh"], cwd=tmp_path, env=_new_shell_env(),
+        capture_output=True, text=True, timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("test accuracy:") == 2  # the script and `llama-notes train`
     assert " The largest animal is" in result.stdout  # generate's greedy answer
