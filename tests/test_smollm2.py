@@ -1,6 +1,6 @@
 """The real model: SmolLM2-135M-Instruct, our Transformer and generate against Hugging Face.
 
-The first run on a machine converts the GGUF into the cache (about 25 s); then the
+The first run on a machine converts the GGUF into the cache (seconds); then the
 module loads it once (about 2 s) for every test here.
 """
 
@@ -209,7 +209,7 @@ def test_a_damaged_cache_is_rebuilt_with_a_notice(monkeypatch, tmp_path, capsys,
     good = smollm2.ensure_converted()
     monkeypatch.setenv("LLAMA_NOTES_CACHE", str(tmp_path))
 
-    def convert(gguf, out):  # what the conversion writes, copied from the real cache (25 s less)
+    def convert(gguf, out):  # what the conversion writes, copied from the real cache (faster)
         for name in smollm2.CACHE_FILES:
             shutil.copy(good / name, out / name)
 

@@ -58,7 +58,7 @@ class Llama:
         CUDA, then MPS, then the CPU. Under ``torchrun`` each process joins the process
         group on a backend this machine has (gloo where there is no NCCL, which is the
         fix for "Distributed package doesn't have NCCL built in"). The first call
-        converts the GGUF weights into a cache (about 25 s), later calls load in seconds.
+        converts the GGUF weights into a cache, later calls load in seconds.
         ``compile=True`` compiles the one-token step (:meth:`Transformer.compile_decoding
         <llama_notes.model.Transformer.compile_decoding>`): faster once compiled.
         """

