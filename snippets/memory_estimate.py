@@ -2,7 +2,7 @@
 
 import torch
 
-from llama_notes.memory import estimate_shape, fit_table, fits
+from llama_notes.memory import Q4_1, Q8_0, estimate_shape, fit_table, fits
 
 RTX_4070 = 12282 * 2**20  # (1)!
 
@@ -10,4 +10,4 @@ estimate = estimate_shape("llama-2-7b", torch.float16, max_seq_len=128, max_batc
 print(estimate.explanation)
 print(f"fits in the RTX 4070's 12282 MiB: {fits(estimate, RTX_4070)}")  # (3)!
 print()
-print(fit_table(RTX_4070, max_seq_len=128, max_batch_size=4))
+print(fit_table(RTX_4070, max_seq_len=128, max_batch_size=4, dtypes=(torch.float32, torch.float16, Q8_0, Q4_1)))

@@ -58,3 +58,27 @@ def test_generate_rejects_bad_options_before_loading_the_model(monkeypatch, caps
     monkeypatch.setattr(Llama, "build", build)
     assert cli.main(["generate", *args]) == 2
     assert f"llama-notes generate: error: {message}" in capsys.readouterr().err
+
+
+def test_generate_offers_the_weight_formats(monkeypatch, capsys):
+    """--weights takes the formats of Llama.build and hands the choice to it; a wrong one is
+    refused by the parser, before anything loads."""
+    seen = {}
+
+    def build(**kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(Llama, "build", build)
+    assert cli.main(["generate", "Hi", "--weights", "q4"]) == 2
+    assert seen["weights"] == "q4"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["generate", "Hi", "--weights", "q3"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'q3' (choose from 'fp32', 'bf16', 'fp16', 'fp64', 'q4')" in capsys.readouterr().err
+
+
+def test_build_rejects_an_unknown_weight_format_before_loading(monkeypatch):
+    monkeypatch.setattr("llama_notes.generation.load", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(ValueError, match="weights='int3' is not a weight format: choose one of fp32, bf16, fp16, fp64, q4"):
+        Llama.build(weights="int3")

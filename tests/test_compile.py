@@ -1,4 +1,4 @@
-"""Transformer.compile_decoding on the tiny float32 model.
+"""compile_decoding on the tiny float32 model.
 
 The compiled one-token step is the same code path for any Llama; the tiny model
 compiles in seconds where SmolLM2 takes minutes, so the equivalence is tested here
@@ -11,7 +11,8 @@ import torch
 from torch._dynamo.utils import counters
 
 from llama_notes.generation import Llama
-from llama_notes.model import Transformer
+from llama_notes.checkpoint import load
+from llama_notes.compiling import compile_decoding
 from llama_notes.tiny import tiny_hf_model, tiny_hf_tokenizer
 from llama_notes.tokenizer import Tokenizer
 from hf_reference import hf_greedy
@@ -25,8 +26,8 @@ def hf():
 
 
 def _llama(hf, compile: bool) -> Llama:
-    model = Transformer.from_hf(hf, max_seq_len=48, max_batch_size=4)
-    return Llama(model.compile_decoding() if compile else model, Tokenizer(tiny_hf_tokenizer()))
+    model = load(hf, max_seq_len=48, max_batch_size=4)
+    return Llama(compile_decoding(model) if compile else model, Tokenizer(tiny_hf_tokenizer()))
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +58,18 @@ def test_compiled_greedy_equals_hf_generate(hf, compiled):
     graphs = counters["stats"]["unique_graphs"]
     assert compiled.generate(PROMPTS, max_gen_len=12, temperature=0)[0] == expected
     assert counters["stats"]["unique_graphs"] == graphs + 1  # the batch step compiled apart
+
+
+def test_a_4_bit_model_compiles_too(tmp_path):
+    """compile=True composes with q4: the step of the tiny GGUF model in 4 bits compiles once
+    (frozen, its matrix products autotuned) and writes the op-by-op model's greedy tokens."""
+    from llama_notes.tiny import write_tiny_gguf
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    eager = Llama(load(path, "q4", max_seq_len=48, max_batch_size=1), Tokenizer(tiny_hf_tokenizer()))
+    compiled = Llama(compile_decoding(load(path, "q4", max_seq_len=48, max_batch_size=1)), eager.tokenizer)
+    torch._dynamo.reset()
+    counters.clear()
+    expected = eager.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0]
+    assert compiled.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0] == expected
+    assert counters["stats"]["unique_graphs"] == 1

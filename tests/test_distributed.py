@@ -122,7 +122,7 @@ def test_two_processes_under_torchrun():
 
 # Data-parallel generation: the gathered results of two processes are the one-process results.
 
-TINY = ["--model", "tiny", "--dtype", "float64", "--temperature", "0", "--max-gen-len", "12"]
+TINY = ["--model", "tiny", "--weights", "fp64", "--temperature", "0", "--max-gen-len", "12"]
 PROMPTS = ["Hello", "The largest animal", "abc"]
 
 
@@ -137,7 +137,7 @@ def test_merge_undoes_split(n, world_size):
 
 def test_one_process_prints_the_llama_results_in_order(env, capsys):
     assert generate_main([*TINY, *PROMPTS]) == 0
-    llama = tiny_llama(max_seq_len=128, max_batch_size=len(PROMPTS), device=torch.device("cpu"), dtype=torch.float64)
+    llama = tiny_llama(max_seq_len=128, max_batch_size=len(PROMPTS), device=torch.device("cpu"), weights="fp64")
     expected = llama.text_completion(PROMPTS, temperature=0, max_gen_len=12)
     assert capsys.readouterr().out == report(PROMPTS, expected)
     assert all(len(r["generation"]) > 0 for r in expected)

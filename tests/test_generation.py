@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llama_notes.generation import Llama, sample_top_p, top_p_nucleus
-from llama_notes.model import Transformer
+from llama_notes.checkpoint import load
 from llama_notes.tiny import CHARS, SPECIAL, tiny_hf_model, tiny_hf_tokenizer
 from llama_notes.tokenizer import Tokenizer
 from hf_reference import hf_greedy
@@ -29,7 +29,7 @@ def hf():
 
 @pytest.fixture(scope="module")
 def model(hf):
-    return Transformer.from_hf(hf, max_seq_len=MAX_SEQ_LEN, max_batch_size=MAX_BATCH_SIZE)
+    return load(hf, max_seq_len=MAX_SEQ_LEN, max_batch_size=MAX_BATCH_SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +244,7 @@ def test_nan_logits_are_an_error():
     hf = tiny_hf_model(torch.float64)
     with torch.no_grad():
         hf.model.embed_tokens.weight[7] = float("nan")
-    llama = Llama(Transformer.from_hf(hf, max_seq_len=16, max_batch_size=1), Tokenizer(tiny_hf_tokenizer()))
+    llama = Llama(load(hf, max_seq_len=16, max_batch_size=1), Tokenizer(tiny_hf_tokenizer()))
     with pytest.raises(ValueError, match="NaN logits"):
         llama.generate([[5, 7]], max_gen_len=3, temperature=0)
 

@@ -6,7 +6,7 @@ from gguf.quants import dequantize
 
 from llama_notes import smollm2
 from llama_notes.gguf_file import GGUFFile, permute
-from llama_notes.model import unpermute
+from llama_notes.checkpoint import unpermute
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ import torch
 
 from llama_notes.memory import (
     GiB,
+    Q4_1,
+    Q8_0,
     PRESETS,
     LlamaShape,
     device_memory,
@@ -78,7 +80,7 @@ def _meta_transformer(s: LlamaShape, max_seq_len: int, max_batch_size: int) -> T
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_estimate_equals_what_our_transformer_allocates(name):
     s = PRESETS[name]
-    model = _meta_transformer(s, max_seq_len=128, max_batch_size=4).to(torch.float16)
+    model = _meta_transformer(s, max_seq_len=128, max_batch_size=4).to(torch.float16).setup_caches()
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     cache = sum(b.numel() * b.element_size() for n, b in model.named_buffers() if "cache" in n)
     untied = dataclasses.replace(s, tie_embeddings=False)  # our Transformer never ties the output
@@ -186,3 +188,29 @@ def test_cpu_memory_is_physical_ram():
 def test_cuda_memory_is_the_cards_total():
     free, total = torch.cuda.mem_get_info(0)
     assert device_memory(torch.device("cuda", 0)) == total
+
+
+def test_block_formats_take_the_bytes_of_the_real_file():
+    """Q4_1 and Q8_0 as memory.py counts them (5 and 8.5 bits a weight) are the bytes
+    SmolLM2's GGUF file stores for its tensors of each format."""
+    from gguf import GGMLQuantizationType, GGUFReader
+
+    from llama_notes.smollm2 import gguf_path
+
+    assert (Q4_1.bits, Q8_0.bits) == (5, 8.5)
+    for fmt, qtype in ((Q4_1, GGMLQuantizationType.Q4_1), (Q8_0, GGMLQuantizationType.Q8_0)):
+        tensors = [t for t in GGUFReader(gguf_path()).tensors if t.tensor_type == qtype]
+        assert tensors
+        n_params = sum(int(t.n_elements) for t in tensors)
+        estimate = estimate_memory(n_params, fmt, **SIZES)
+        assert estimate.weights == sum(int(t.n_bytes) for t in tensors)
+
+
+def test_llama_2_7b_in_4_bits_fits_the_12_gb_card():
+    e = estimate_shape("llama-2-7b", Q4_1, max_seq_len=128, max_batch_size=4)
+    assert e.weights == LLAMA_2_7B * 20 // 32 == 4_211_509_760  # 4.21 GB, 3.92 GiB
+    assert e.kv_cache == 268_435_456  # float16, as for float16 weights
+    assert fits(e, RTX_4070)
+    assert e.explanation.splitlines()[0] == (
+        "weights:  6,738,415,616 params x 5 bits (Q4_1: 32 weights in 20 bytes) = 3.92 GiB (4.21 GB)"
+    )

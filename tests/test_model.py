@@ -8,7 +8,8 @@ would show up far above that.
 import pytest
 import torch
 
-from llama_notes.model import ModelArgs, Transformer, args_from_hf_config, precompute_rope, unpermute
+from llama_notes.checkpoint import args_from_hf_config, load, unpermute
+from llama_notes.model import ModelArgs, Transformer, precompute_rope
 from llama_notes.tiny import tiny_config, tiny_hf_model
 
 TOL = 1e-10
@@ -21,7 +22,7 @@ def hf():
 
 @pytest.fixture(scope="module")
 def model(hf):
-    return Transformer.from_hf(hf, max_seq_len=64, max_batch_size=4)
+    return load(hf, max_seq_len=64, max_batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -61,28 +62,31 @@ def test_a_smaller_batch_reuses_the_cache_rows(hf, model, tokens):
 
 def test_rope_base_comes_from_rope_parameters(hf, model, tokens):
     assert model.params.rope_theta == hf.config.rope_parameters["rope_theta"] == 500000.0
-    wrong = Transformer.from_hf(hf, max_seq_len=64, max_batch_size=4)
+    wrong = load(hf, max_seq_len=64, max_batch_size=4)
     wrong.rope = precompute_rope(16, 64, theta=10000.0)
     assert (wrong(tokens, 0) - hf_logits(hf, tokens)).abs().max() > 1e-3  # the test above would notice
 
 
 def test_float32_model_returns_float32_logits(hf, tokens):
-    model32 = Transformer.from_hf(tiny_hf_model(torch.float32), max_seq_len=32, max_batch_size=4)
+    model32 = load(tiny_hf_model(torch.float32), max_seq_len=32, max_batch_size=4)
     logits = model32(tokens, 0)
     assert logits.dtype == torch.float32
     assert (logits.double() - hf_logits(hf, tokens)).abs().max() < 1e-4
 
 
-def test_weights_are_stored_in_out(model, hf):
-    """(in_features, out_features), contiguous; q, k, v side by side in wqkv, gate and up in w13."""
+def test_weights_are_stored_like_nn_linear(model, hf):
+    """Shaped (out_features, in_features), laid out (in_features, out_features), copies of
+    the source's; q, k, v stacked in wqkv, gate and up in w13."""
     attention, mlp = model.layers[0].attention, hf.model.layers[0].self_attn
-    assert attention.wqkv.weight.shape == (64, (4 + 2 * 2) * 16)
-    assert attention.wqkv.weight.is_contiguous()
-    assert torch.equal(attention.wqkv.weight[:, 96:], mlp.v_proj.weight.t())
-    assert torch.equal(attention.wo.weight, mlp.o_proj.weight.t())
+    assert attention.wqkv.weight.shape == ((4 + 2 * 2) * 16, 64)
+    assert attention.wqkv.weight.t().is_contiguous()
+    assert torch.equal(attention.wqkv.weight[96:], mlp.v_proj.weight)
+    assert attention.wo.weight.data_ptr() != mlp.o_proj.weight.data_ptr()
+    assert torch.equal(attention.wo.weight, mlp.o_proj.weight)
     w13 = model.layers[0].feed_forward.w13.weight
-    assert torch.equal(w13[:, 96:], hf.model.layers[0].mlp.up_proj.weight.t())
-    assert torch.equal(model.output.weight, hf.lm_head.weight.t())
+    assert torch.equal(w13[96:], hf.model.layers[0].mlp.up_proj.weight)
+    assert torch.equal(model.output.weight, hf.lm_head.weight)
+    assert model.tok_embeddings.weight.is_contiguous()
 
 
 def test_unpermute_inverts_hf_conversion_permutation():
@@ -133,5 +137,5 @@ def test_runs_on_cuda_like_on_cpu(model, tokens):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     cpu = model(tokens, 0)
-    gpu = Transformer.from_hf(tiny_hf_model(torch.float64).cuda(), max_seq_len=64, max_batch_size=4)
+    gpu = load(tiny_hf_model(torch.float64).cuda(), max_seq_len=64, max_batch_size=4)
     assert (gpu(tokens.cuda(), 0).cpu() - cpu).abs().max() < 1e-8

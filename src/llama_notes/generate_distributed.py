@@ -24,8 +24,8 @@ import torch.distributed as dist
 
 from llama_notes.device import DistInfo, init_distributed, pick_device
 from llama_notes.generation import Llama
+from llama_notes.options import WEIGHT_FORMATS
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
 # --8<-- [start:split_merge]
@@ -60,13 +60,13 @@ def report(prompts: list[str], results: list[dict]) -> str:
                    for prompt, result in zip(prompts, results))
 
 
-def tiny_llama(max_seq_len: int, max_batch_size: int, device: torch.device, dtype: torch.dtype) -> Llama:
+def tiny_llama(max_seq_len: int, max_batch_size: int, device: torch.device, weights: str = "fp32") -> Llama:
     """The tiny random Llama of :mod:`llama_notes.tiny` (no download): fast, and gibberish."""
-    from llama_notes.model import Transformer
+    from llama_notes.checkpoint import load
     from llama_notes.tiny import tiny_hf_model, tiny_hf_tokenizer
     from llama_notes.tokenizer import Tokenizer
 
-    model = Transformer.from_hf(tiny_hf_model(dtype).to(device), max_seq_len=max_seq_len, max_batch_size=max_batch_size)
+    model = load(tiny_hf_model(torch.float64), weights, max_seq_len=max_seq_len, max_batch_size=max_batch_size, device=device)
     return Llama(model, Tokenizer(tiny_hf_tokenizer()))
 
 
@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-gen-len", type=int, default=32, help="new tokens per prompt (default: 32)")
     parser.add_argument("--temperature", type=float, default=0.6, help="0 is greedy (default: 0.6)")
     parser.add_argument("--top-p", type=float, default=0.9, help="nucleus mass (default: 0.9)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and cache (default: float32)")
+    parser.add_argument("--weights", choices=WEIGHT_FORMATS, default="fp32",
+                        help="weight format; q4 is SmolLM2's 4-bit blocks (default: fp32)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best one found)")
     parser.add_argument("--seed", type=int, default=1, help="the same in every process (default: 1)")
     return parser.parse_args(argv)
@@ -95,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     max_batch_size = max(1, len(share))
     if args.model == "tiny":
         torch.manual_seed(args.seed)
-        generator = tiny_llama(args.max_seq_len, max_batch_size, pick_device(args.device), DTYPES[args.dtype])
+        generator = tiny_llama(args.max_seq_len, max_batch_size, pick_device(args.device), args.weights)
     else:
-        generator = Llama.build(args.max_seq_len, max_batch_size, args.device, DTYPES[args.dtype], args.seed)
+        generator = Llama.build(args.max_seq_len, max_batch_size, args.device, weights=args.weights, seed=args.seed)
     results = []  # with more processes than prompts, some have nothing to do
     if share:
         results = generator.text_completion(share, temperature=args.temperature, top_p=args.top_p, max_gen_len=args.max_gen_len)

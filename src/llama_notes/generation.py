@@ -30,10 +30,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from llama_notes import smollm2
+from llama_notes.checkpoint import load
+from llama_notes.compiling import compile_decoding
 from llama_notes.device import init_distributed, model_device, pick_device
 from llama_notes.model import Transformer
-from llama_notes.options import check_sampling
-from llama_notes.smollm2 import load_hf
+from llama_notes.options import check_sampling, check_weights
 from llama_notes.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -48,20 +50,23 @@ class Llama:
         max_seq_len: int = 512,
         max_batch_size: int = 4,
         device: str | torch.device | None = None,
-        dtype: torch.dtype = torch.float32,
+        weights: str = "fp32",
         seed: int = 1,
         compile: bool = False,
     ) -> "Llama":
         """SmolLM2-135M-Instruct, ready to generate, the way Meta's ``Llama.build`` loads LLaMA.
 
         ``max_seq_len`` and ``max_batch_size`` size the KV cache; ``device=None`` picks
-        CUDA, then MPS, then the CPU. Under ``torchrun`` each process joins the process
+        CUDA, then MPS, then the CPU. ``weights`` is ``"fp32"`` (the GGUF file's weights
+        dequantized), ``"bf16"`` or ``"q4"`` (the file's 4-bit blocks as they are; see
+        :mod:`llama_notes.checkpoint`). Under ``torchrun`` each process joins the process
         group on a backend this machine has (gloo where there is no NCCL, which is the
         fix for "Distributed package doesn't have NCCL built in"). The first call
         converts the GGUF weights into a cache, later calls load in seconds.
-        ``compile=True`` compiles the one-token step (:meth:`Transformer.compile_decoding
-        <llama_notes.model.Transformer.compile_decoding>`): faster once compiled.
+        ``compile=True`` compiles the one-token step
+        (:func:`~llama_notes.compiling.compile_decoding`): faster once compiled.
         """
+        check_weights(weights)  # before anything starts: a typo costs no wait
         dist = init_distributed()
         device = pick_device(device)
 
@@ -72,13 +77,14 @@ class Llama:
             sys.stdout = open(os.devnull, "w")
 
         start_time = time.time()
-        hf_model, hf_tokenizer = load_hf(dtype)
-        model = Transformer.from_hf(hf_model.to(device), max_seq_len=max_seq_len, max_batch_size=max_batch_size)
+        # the 4-bit blocks are in the GGUF file only; the float formats load faster from the cache
+        source = smollm2.gguf_path() if weights == "q4" else smollm2.ensure_converted()
+        model = load(source, weights, max_seq_len=max_seq_len, max_batch_size=max_batch_size, device=device)
         if compile:
-            model.compile_decoding()
+            compile_decoding(model)
         # A log record, not a print: the command line shows it, a notebook or a script does not.
         log.info(f"Loaded in {time.time() - start_time:.2f} seconds")
-        return Llama(model, Tokenizer(hf_tokenizer))
+        return Llama(model, Tokenizer(smollm2.load_tokenizer()))
     # --8<-- [end:build]
 
     def __init__(self, model: Transformer, tokenizer: Tokenizer):

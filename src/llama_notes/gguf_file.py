@@ -5,7 +5,7 @@ and its tensors under llama.cpp's names (``blk.0.attn_q.weight``), each as the f
 stores it: ``F32``, or blocks of 32 weights sharing scales (``Q4_1``, ``Q8_0``).
 llama.cpp's converter wrote the query and key rows of each head in Meta's order, the
 order our :class:`~llama_notes.model.Transformer` uses; Hugging Face's order differs
-(see :func:`~llama_notes.model.unpermute`).
+(see :func:`~llama_notes.checkpoint.unpermute`).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class GGUFFile:
 
 def permute(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     """Put the rows of each head of ``q_proj``/``k_proj`` in Hugging Face's order: the inverse
-    of :func:`~llama_notes.model.unpermute`, as Hugging Face's conversion script does it."""
+    of :func:`~llama_notes.checkpoint.unpermute`, as Hugging Face's conversion script does it."""
     out_features, in_features = w.shape
     head_dim = out_features // n_heads
     return w.view(n_heads, head_dim // 2, 2, in_features).transpose(1, 2).reshape(out_features, in_features)

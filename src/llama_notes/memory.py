@@ -1,4 +1,4 @@
-"""How much memory a Llama needs: why llama-2-7b in float16 cannot run on a 12 GB card.
+"""How much memory a Llama needs: why llama-2-7b in float16 cannot run on a 12 GB card, and in 4 bits can.
 
 Inference holds two things on the device for its whole life: the weights (one number per
 parameter) and the KV cache Meta's ``model.py`` allocates up front, a key and a value
@@ -53,6 +53,27 @@ PRESETS: dict[str, LlamaShape] = {
 # --8<-- [end:shape]
 
 
+# --8<-- [start:block_formats]
+@dataclass(frozen=True)
+class BlockFormat:
+    """A llama.cpp format that stores weights in blocks: ``block_size`` weights and their
+    scales in ``block_bytes`` bytes. The activations and the KV cache stay float16."""
+
+    name: str
+    block_size: int
+    block_bytes: int
+
+    @property
+    def bits(self) -> float:
+        """Bits a weight takes, its share of the block's scales included."""
+        return 8 * self.block_bytes / self.block_size
+
+
+Q8_0 = BlockFormat("Q8_0", 32, 34)  # a float16 scale d, 32 int8 q: w = d*q
+Q4_1 = BlockFormat("Q4_1", 32, 20)  # float16 d and m, 32 4-bit q: w = d*q + m
+# --8<-- [end:block_formats]
+
+
 # --8<-- [start:estimate_memory]
 def _size(n_bytes: int) -> str:
     # GiB is what PyTorch's and nvidia-smi's messages count in; GB is what model cards say
@@ -74,7 +95,7 @@ class MemoryEstimate:
 
 def estimate_memory(
     n_params: int,
-    dtype: torch.dtype,
+    dtype: torch.dtype | BlockFormat,
     *,
     n_layers: int,
     n_kv_heads: int,
@@ -82,13 +103,14 @@ def estimate_memory(
     max_seq_len: int,
     max_batch_size: int,
 ) -> MemoryEstimate:
-    """Memory for ``n_params`` weights in ``dtype`` plus a KV cache in the same dtype.
+    """Memory for ``n_params`` weights in ``dtype`` plus a KV cache in the same dtype, or in
+    float16 for weights in a :class:`BlockFormat`.
 
     The cache is what ``Llama.build(max_seq_len=..., max_batch_size=...)`` reserves:
     a key and a value for every layer, batch row, position, KV head and head dimension.
     """
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"dtype must be a torch.dtype such as torch.float16, not {dtype!r}")
+    if not isinstance(dtype, (torch.dtype, BlockFormat)):
+        raise TypeError(f"dtype must be a torch.dtype such as torch.float16, or Q8_0 or Q4_1, not {dtype!r}")
     sizes = dict(n_params=n_params, n_layers=n_layers, n_kv_heads=n_kv_heads, head_dim=head_dim,
                  max_seq_len=max_seq_len, max_batch_size=max_batch_size)
     for name, value in sizes.items():
@@ -96,11 +118,17 @@ def estimate_memory(
             raise TypeError(f"{name} must be an int, not {value!r}")
         if value < 0:
             raise ValueError(f"{name}={value} is negative")
-    b = dtype.itemsize
-    weights = n_params * b
+    if isinstance(dtype, BlockFormat):
+        weights = -(-n_params * dtype.block_bytes // dtype.block_size)  # whole bytes, rounded up
+        b = torch.float16.itemsize
+        per_weight = f"{dtype.bits:g} bits ({dtype.name}: {dtype.block_size} weights in {dtype.block_bytes} bytes)"
+    else:
+        b = dtype.itemsize
+        weights = n_params * b
+        per_weight = f"{b} bytes ({dtype})"
     kv_cache = 2 * n_layers * max_batch_size * max_seq_len * n_kv_heads * head_dim * b  # 2: keys and values
     explanation = (
-        f"weights:  {n_params:,} params x {b} bytes ({dtype}) = {_size(weights)}\n"
+        f"weights:  {n_params:,} params x {per_weight} = {_size(weights)}\n"
         f"KV cache: 2 x {n_layers} layers x {max_batch_size} batch x {max_seq_len} positions"
         f" x {n_kv_heads} kv heads x {head_dim} head_dim x {b} bytes = {_size(kv_cache)}\n"
         f"total:    {_size(weights + kv_cache)}, before activations and the CUDA context"
@@ -108,7 +136,7 @@ def estimate_memory(
     return MemoryEstimate(weights, kv_cache, explanation)
 
 
-def estimate_shape(shape: LlamaShape | str, dtype: torch.dtype, max_seq_len: int, max_batch_size: int) -> MemoryEstimate:
+def estimate_shape(shape: LlamaShape | str, dtype: torch.dtype | BlockFormat, max_seq_len: int, max_batch_size: int) -> MemoryEstimate:
     """:func:`estimate_memory` for a :class:`LlamaShape` or the name of one in :data:`PRESETS`."""
     if isinstance(shape, str):
         if shape not in PRESETS:
@@ -133,14 +161,15 @@ def fits(estimate: MemoryEstimate, capacity: int) -> bool:
 
 # --8<-- [start:fit_table]
 def fit_table(capacity: int, max_seq_len: int, max_batch_size: int,
-              dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float16)) -> str:
+              dtypes: tuple[torch.dtype | BlockFormat, ...] = (torch.float32, torch.float16)) -> str:
     """One line per preset and dtype: the estimate and whether it fits in ``capacity`` bytes."""
     lines = []
     for name in PRESETS:
         for dtype in dtypes:
             estimate = estimate_shape(name, dtype, max_seq_len, max_batch_size)
             verdict = "fits" if fits(estimate, capacity) else "does not fit"
-            lines.append(f"{name:<14} {str(dtype).removeprefix('torch.'):<9} {estimate.total / GiB:6.2f} GiB  {verdict}")
+            label = dtype.name if isinstance(dtype, BlockFormat) else str(dtype).removeprefix("torch.")
+            lines.append(f"{name:<14} {label:<9} {estimate.total / GiB:6.2f} GiB  {verdict}")
     return "\n".join(lines)
 # --8<-- [end:fit_table]
 

@@ -1,28 +1,30 @@
 """The Llama transformer, with the structure and names of Meta's ``llama/model.py``.
 
 RMSNorm, rotary position embeddings (RoPE), grouped-query attention with a KV
-cache, and a SwiGLU feed-forward network. What differs from Meta's file:
+cache, and a SwiGLU feed-forward network. This module is the model alone: where
+the weights come from (:mod:`llama_notes.checkpoint`), how they are stored
+(:mod:`llama_notes.quant` swaps the linear layers for 4-bit ones) and how the
+one-token step is compiled (:mod:`llama_notes.compiling`) live in their own
+modules. What differs from Meta's file:
 
-- no model parallelism (plain layers instead of ``ColumnParallelLinear`` & co.),
+- no model parallelism (``nn.Linear`` instead of ``ColumnParallelLinear`` & co.),
   and no ``.cuda()``: the model runs wherever its weights are;
-- the weight matrices are stored ``(in_features, out_features)`` and applied as
-  ``x @ weight`` (see :class:`Linear`); ``wq``, ``wk``, ``wv`` are one matrix
-  ``wqkv``, ``w1`` and ``w3`` one matrix ``w13``, and attention is PyTorch's fused
-  ``scaled_dot_product_attention``: generating one token at a time, every
-  operation costs a fixed overhead, and these cut a third of them (measured in
-  ``benchmarks/bench_generate.py``: about 2 ms of 31 per token on a 2-core CPU);
+- ``wq``, ``wk``, ``wv`` are one matrix ``wqkv``, ``w1`` and ``w3`` one matrix
+  ``w13``, and attention is PyTorch's fused ``scaled_dot_product_attention``:
+  generating one token at a time, every operation costs a fixed overhead, and
+  these cut a third of them (about 2 ms of 31 per token on a 2-core CPU);
 - the hidden size of the feed-forward network is given (``hidden_dim``), as in a
   Hugging Face config, rather than derived from ``multiple_of``;
-- :meth:`Transformer.from_hf` loads the weights of a Hugging Face ``LlamaForCausalLM``;
+- the KV cache is allocated by :meth:`Transformer.setup_caches`, once the weights
+  are on their device: a model can be built on the ``meta`` device (no memory) and
+  its weights loaded in place;
 - the rotary embedding is written in real numbers and turns queries and keys in one
-  call (see :func:`apply_rotary_emb`);
-- :meth:`Transformer.compile_decoding` compiles the one-token step with ``torch.compile``,
-  as PyTorch's gpt-fast does.
+  call (see :func:`apply_rotary_emb`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +33,7 @@ from torch import nn
 
 @dataclass
 class ModelArgs:
-    """The shape of the model, and of the KV cache it allocates."""
+    """The shape of the model, and of the KV cache :meth:`Transformer.setup_caches` allocates."""
 
     dim: int = 4096
     n_layers: int = 32
@@ -56,23 +58,6 @@ class ModelArgs:
         for name in ("max_batch_size", "max_seq_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
-
-
-class Linear(nn.Module):
-    """``y = x @ weight``, with ``weight`` stored ``(in_features, out_features)``.
-
-    ``nn.Linear`` stores ``(out_features, in_features)`` and computes ``x @ weight.T``.
-    Generating a token multiplies one row per sequence by each matrix, a product limited
-    by how fast the matrix streams from memory. On the 2-core CPU this was measured on,
-    this layout streams it a little faster: about 3% less time per token.
-    """
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(in_features, out_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight
 
 
 # --8<-- [start:rmsnorm]
@@ -143,11 +128,15 @@ class Attention(nn.Module):
         self.n_kv_heads = args.n_kv_heads
         self.head_dim = args.dim // args.n_heads
         # wq, wk and wv side by side: one matrix-vector product instead of three
-        self.wqkv = Linear(args.dim, (args.n_heads + 2 * self.n_kv_heads) * self.head_dim)
-        self.wo = Linear(args.n_heads * self.head_dim, args.dim)
-        cache_shape = (args.max_batch_size, args.max_seq_len, self.n_kv_heads, self.head_dim)
-        self.register_buffer("cache_k", torch.zeros(cache_shape), persistent=False)
-        self.register_buffer("cache_v", torch.zeros(cache_shape), persistent=False)
+        self.wqkv = nn.Linear(args.dim, (args.n_heads + 2 * self.n_kv_heads) * self.head_dim, bias=False)
+        self.wo = nn.Linear(args.n_heads * self.head_dim, args.dim, bias=False)
+        self.register_buffer("cache_k", None, persistent=False)  # allocated by setup_cache
+        self.register_buffer("cache_v", None, persistent=False)
+
+    def setup_cache(self, max_batch_size: int, max_seq_len: int, dtype: torch.dtype, device: torch.device):
+        cache_shape = (max_batch_size, max_seq_len, self.n_kv_heads, self.head_dim)
+        self.register_buffer("cache_k", torch.zeros(cache_shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("cache_v", torch.zeros(cache_shape, dtype=dtype, device=device), persistent=False)
 
     def forward(self, x, start_pos: int, rope, mask):
         bsz, seqlen, _ = x.shape
@@ -177,8 +166,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
-        self.w13 = Linear(dim, 2 * hidden_dim)
-        self.w2 = Linear(hidden_dim, dim)
+        self.w13 = nn.Linear(dim, 2 * hidden_dim, bias=False)
+        self.w2 = nn.Linear(hidden_dim, dim, bias=False)
 
     def forward(self, x):
         x1, x3 = self.w13(x).chunk(2, dim=-1)  # w1(x), w3(x)
@@ -216,10 +205,29 @@ class Transformer(nn.Module):
         self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim)
         self.layers = nn.ModuleList(TransformerBlock(i, params) for i in range(params.n_layers))
         self.norm = RMSNorm(params.dim, eps=params.norm_eps)
-        self.output = Linear(params.dim, params.vocab_size)
+        self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
+        self.rope = None  # set by setup_caches, with the KV cache
+        self.decode_step = None  # set by llama_notes.compiling.compile_decoding
+
+    def setup_caches(self, max_batch_size: int | None = None, max_seq_len: int | None = None) -> "Transformer":
+        """Allocate the KV cache for ``max_batch_size`` sequences of ``max_seq_len`` positions
+        (by default the sizes in :attr:`params`), on the device and in the dtype of the
+        activations; returns ``self``.
+
+        Called once the weights are in place: a model built on the ``meta`` device gets its
+        cache where its weights went. Calling it again gives a new, empty cache.
+        """
+        self.params = replace(
+            self.params,
+            max_batch_size=max_batch_size or self.params.max_batch_size,
+            max_seq_len=max_seq_len or self.params.max_seq_len,
+        )
+        norm = self.norm.weight  # float in every weight format: the dtype of the activations
+        for layer in self.layers:
+            layer.attention.setup_cache(self.params.max_batch_size, self.params.max_seq_len, norm.dtype, norm.device)
         # a plain attribute, not a buffer: Module.to(float16) would round the angles' cos and sin
-        self.rope = precompute_rope(params.dim // params.n_heads, params.max_seq_len, params.rope_theta)
-        self.decode_step = None  # set by compile_decoding
+        self.rope = precompute_rope(self.params.dim // self.params.n_heads, self.params.max_seq_len, self.params.rope_theta)
+        return self
 
     # --8<-- [start:forward]
     @torch.inference_mode()
@@ -235,6 +243,8 @@ class Transformer(nn.Module):
 
     def _forward(self, tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
         _bsz, seqlen = tokens.shape
+        if self.rope is None:
+            raise ValueError("no KV cache: call setup_caches() once the weights are loaded")
         h = self.tok_embeddings(tokens)
         if self.rope.device != h.device:  # once, at the first call after the model moved
             self.rope = self.rope.to(h.device)
@@ -253,117 +263,3 @@ class Transformer(nn.Module):
         output = self.output(h)
         return output.to(torch.promote_types(output.dtype, torch.float32))
     # --8<-- [end:forward]
-
-    # --8<-- [start:compile_decoding]
-    def compile_decoding(self) -> "Transformer":
-        """Run every one-token step (``seqlen == 1``) through ``torch.compile``; returns ``self``.
-
-        Generating a token for one prompt reads every weight once, so its time should be
-        the time to stream the weights from memory. Run op by op, some fifty small
-        operations per layer each pay a call from Python, and on a CPU they run slower
-        still after each matrix product has pushed their code and data out of the
-        caches. Compiled, the small operations become a few fused kernels called from
-        C++. Prompts (``seqlen > 1``) still run op by op: they are processed once.
-
-        The first step of batch 1, and the first of a larger batch, each compile (one
-        to two minutes on a 2-core CPU, seconds once TorchInductor's on-disk cache has
-        it) and need a C++ compiler on the CPU, Triton on a GPU. On the CPU the step of a batch of prompts
-        has the weights frozen into it and repacked for oneDNN, whose kernels multiply
-        several rows at close to the speed of one: change the weights, and compile
-        again. The logits differ from the op-by-op ones by rounding only (about 1e-5 in
-        float32), because the fused kernels add in another order.
-        """
-        # dynamic: one compiled step serves every start_pos, another every batch size above 1.
-        # The guards on the modules stay (skipping them would save 0.5 ms per step): every
-        # Transformer shares the code of _forward, and only they tell one model from another.
-        compiled = torch.compile(self._forward, dynamic=True, fullgraph=True)
-
-        def decode_step(tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
-            # On the CPU, one row streams the weights fastest through MKL's matrix-vector
-            # product, several rows through oneDNN's kernels on frozen, repacked weights.
-            # Set around each call, not as torch.compile(options=...): the tracer reads
-            # `freezing` itself, outside those options, whenever a new shape compiles.
-            options = {"cpp_wrapper": True, "freezing": tokens.shape[0] > 1} if tokens.device.type == "cpu" else {}
-            with torch._inductor.config.patch(options):
-                return compiled(tokens, start_pos)
-
-        self.decode_step = decode_step
-        return self
-    # --8<-- [end:compile_decoding]
-
-    @classmethod
-    def from_hf(cls, hf_model, max_seq_len: int = 2048, max_batch_size: int = 32) -> "Transformer":
-        """A ``Transformer`` with the weights, dtype and device of a Hugging Face ``LlamaForCausalLM``.
-
-        ``max_seq_len`` and ``max_batch_size`` size the KV cache.
-        """
-        params = args_from_hf_config(hf_model.config, max_seq_len, max_batch_size)
-        sd = hf_model.state_dict()
-        weight = sd["model.embed_tokens.weight"]
-        model = cls(params).to(device=weight.device, dtype=weight.dtype)
-        model.load_state_dict(state_dict_from_hf(sd, params, hf_model.lm_head.weight))
-        return model.eval()
-
-
-def args_from_hf_config(config, max_seq_len: int, max_batch_size: int) -> ModelArgs:
-    """The :class:`ModelArgs` of a Hugging Face ``LlamaConfig``."""
-    rope = getattr(config, "rope_parameters", None) or {}
-    if rope.get("rope_type", "default") != "default":
-        raise ValueError(f"rope_type {rope['rope_type']!r} is not supported, only plain RoPE")
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    if head_dim * config.num_attention_heads != config.hidden_size:
-        raise ValueError("head_dim * num_attention_heads must equal hidden_size")
-    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
-        raise ValueError("Llama has no biases in attention or MLP; this config has some")
-    return ModelArgs(
-        dim=config.hidden_size,
-        n_layers=config.num_hidden_layers,
-        n_heads=config.num_attention_heads,
-        n_kv_heads=config.num_key_value_heads,
-        vocab_size=config.vocab_size,
-        hidden_dim=config.intermediate_size,
-        norm_eps=config.rms_norm_eps,
-        rope_theta=rope.get("rope_theta", 10000.0),
-        max_batch_size=max_batch_size,
-        max_seq_len=max_seq_len,
-    )
-
-
-# --8<-- [start:unpermute]
-def unpermute(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Undo the row order Hugging Face gives ``q_proj`` and ``k_proj``.
-
-    Meta's RoPE rotates adjacent pairs ``(x[2k], x[2k+1])`` of each head; Hugging Face's
-    ``rotate_half`` rotates ``(x[k], x[k + head_dim/2])``, and its conversion script
-    reorders the rows of each head to match. This puts them back.
-    """
-    out_features, in_features = w.shape
-    head_dim = out_features // n_heads
-    return w.view(n_heads, 2, head_dim // 2, in_features).transpose(1, 2).reshape(out_features, in_features)
-# --8<-- [end:unpermute]
-
-
-def state_dict_from_hf(sd: dict, params: ModelArgs, lm_head: torch.Tensor) -> dict:
-    """Hugging Face ``LlamaForCausalLM`` weights renamed, unpermuted and laid out ``(in, out)``.
-
-    ``lm_head`` is passed apart because a model with tied embeddings keeps it out of
-    its state dict; it is then the embedding matrix itself.
-    """
-    out = {
-        "tok_embeddings.weight": sd["model.embed_tokens.weight"],
-        "norm.weight": sd["model.norm.weight"],
-        "output.weight": lm_head.t(),
-    }
-    for i in range(params.n_layers):
-        hf, ours = f"model.layers.{i}.", f"layers.{i}."
-        wq = unpermute(sd[hf + "self_attn.q_proj.weight"], params.n_heads)
-        wk = unpermute(sd[hf + "self_attn.k_proj.weight"], params.n_kv_heads)
-        wv = sd[hf + "self_attn.v_proj.weight"]
-        out[ours + "attention.wqkv.weight"] = torch.cat([wq, wk, wv]).t()
-        out[ours + "attention.wo.weight"] = sd[hf + "self_attn.o_proj.weight"].t()
-        w1, w3 = sd[hf + "mlp.gate_proj.weight"], sd[hf + "mlp.up_proj.weight"]
-        out[ours + "feed_forward.w13.weight"] = torch.cat([w1, w3]).t()
-        out[ours + "feed_forward.w2.weight"] = sd[hf + "mlp.down_proj.weight"].t()
-        out[ours + "attention_norm.weight"] = sd[hf + "input_layernorm.weight"]
-        out[ours + "ffn_norm.weight"] = sd[hf + "post_attention_layernorm.weight"]
-    return out

@@ -156,10 +156,16 @@ def _no_progress_bars():
 
 def load_hf(dtype: torch.dtype = torch.float32):
     """SmolLM2-135M-Instruct as a Hugging Face ``(LlamaForCausalLM, tokenizer)`` pair, in eval mode."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     path = ensure_converted()
     with _no_progress_bars():
         model = LlamaForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return model.eval(), tokenizer
+    return model.eval(), load_tokenizer()
+
+
+def load_tokenizer():
+    """SmolLM2's Hugging Face tokenizer, from the cache (converted from the GGUF on first use)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(ensure_converted(), local_files_only=True)

@@ -8,6 +8,8 @@ writes gibberish, deterministically.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]  # printable ASCII and newline
@@ -66,3 +68,57 @@ def tiny_hf_tokenizer(eos_token: str = "</s>"):
     raw.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     raw.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token="<s>", eos_token=eos_token)
+
+
+# llama.cpp's names of the matrices of a layer, and Hugging Face's
+GGUF_MATRICES = {
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+
+
+def write_tiny_gguf(path: str | Path, seed: int = 0) -> Path:
+    """The tiny model of ``seed`` as a GGUF file laid out like SmolLM2's: ``Q4_1`` matrices,
+    a ``Q8_0`` embedding tied to the output, ``F32`` norms. Written by the ``gguf`` package's
+    own writer and quantizers, as llama.cpp's converter does; returns ``path``."""
+    from gguf import GGMLQuantizationType, GGUFWriter
+    from gguf.quants import quantize
+
+    from llama_notes.checkpoint import unpermute
+
+    config = tiny_config()
+    sd = {k: v.float().numpy() for k, v in tiny_hf_model(torch.float32, seed).state_dict().items()}
+    writer = GGUFWriter(path, "llama")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
+    writer.add_bos_token_id(config.bos_token_id)
+    writer.add_eos_token_id(config.eos_token_id)
+
+    def add(name, array, qtype):
+        data = quantize(array, qtype)
+        writer.add_tensor(name, data, raw_shape=data.shape, raw_dtype=qtype)
+
+    add("token_embd.weight", sd["model.embed_tokens.weight"], GGMLQuantizationType.Q8_0)
+    add("output_norm.weight", sd["model.norm.weight"], GGMLQuantizationType.F32)
+    heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads}
+    for i in range(config.num_hidden_layers):
+        hf = f"model.layers.{i}."
+        add(f"blk.{i}.attn_norm.weight", sd[hf + "input_layernorm.weight"], GGMLQuantizationType.F32)
+        add(f"blk.{i}.ffn_norm.weight", sd[hf + "post_attention_layernorm.weight"], GGMLQuantizationType.F32)
+        for name, hf_name in GGUF_MATRICES.items():
+            w = sd[hf + hf_name + ".weight"]
+            if name in heads:  # llama.cpp stores query and key rows in Meta's order
+                w = unpermute(torch.from_numpy(w), heads[name]).numpy()
+            add(f"blk.{i}.{name}.weight", w, GGMLQuantizationType.Q4_1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(path)

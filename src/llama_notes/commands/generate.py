@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from llama_notes.options import check_sampling
+from llama_notes.options import WEIGHT_FORMATS, check_sampling
 
 # The KV cache the command builds: a prompt and its continuation share these positions.
 MAX_SEQ_LEN = 2048
@@ -37,6 +37,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--logprobs", action="store_true", help="list each generated token with its log-probability")
     p.add_argument("--chat", action="store_true", help="send PROMPT as a user message through the chat template")
     p.add_argument("--device", default=None, help="cpu, cuda, mps... (default: the best available)")
+    p.add_argument(
+        "--weights", choices=WEIGHT_FORMATS, default="fp32",
+        help="how the model holds its weights: fp32 (default), bf16, or q4, the GGUF file's 4-bit blocks",
+    )
     p.add_argument(
         "--compile", action="store_true", help="compile the one-token step first: slow to start, faster per token"
     )
@@ -97,7 +101,8 @@ def generate(args: argparse.Namespace) -> int:
     from llama_notes.generation import Llama
 
     logging.disable_progress_bar()
-    llama = Llama.build(max_seq_len=MAX_SEQ_LEN, max_batch_size=1, device=args.device, seed=args.seed, compile=args.compile)
+    llama = Llama.build(max_seq_len=MAX_SEQ_LEN, max_batch_size=1, device=args.device, weights=args.weights,
+                        seed=args.seed, compile=args.compile)
     tokenizer = llama.tokenizer
     prompt = args.prompt.replace("\\n", "\n")
     if args.chat:

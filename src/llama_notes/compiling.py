@@ -1,0 +1,73 @@
+"""Compiling the one-token step of a :class:`~llama_notes.model.Transformer` with ``torch.compile``.
+
+The model code is the same compiled or not; this module holds what TorchInductor
+needs to be told, as PyTorch's gpt-fast keeps its compile settings apart from its
+model.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from llama_notes.model import Transformer
+
+
+# Time Inductor's C++ GEMM templates against ATen's kernels, without printing the tables.
+AUTOTUNE = {
+    "max_autotune": True,
+    "max_autotune_gemm_backends": "CPP,ATEN",
+    "autotune_num_choices_displayed": 0,
+    "max_autotune_report_choices_stats": False,
+}
+# The autotuner reads a deprecated storage API; the warning is PyTorch's, not the reader's.
+warnings.filterwarnings("ignore", message="TypedStorage is deprecated", module="torch._inductor")
+
+
+# --8<-- [start:compile_decoding]
+def compile_decoding(model: Transformer) -> Transformer:
+    """Run every one-token step (``seqlen == 1``) of ``model`` through ``torch.compile``;
+    returns ``model``.
+
+    Generating a token for one prompt reads every weight once, so its time should be
+    the time to stream the weights from memory. Run op by op, some fifty small
+    operations per layer each pay a call from Python, and on a CPU they run slower
+    still after each matrix product has pushed their code and data out of the
+    caches. Compiled, the small operations become a few fused kernels called from
+    C++. Prompts (``seqlen > 1``) still run op by op: they are processed once.
+
+    The first step of batch 1, and the first of a larger batch, each compile (one
+    to two minutes on a 2-core CPU, seconds once TorchInductor's on-disk cache has
+    it) and need a C++ compiler on the CPU, Triton on a GPU. On the CPU the step of a
+    batch of prompts has float weights frozen into it and repacked for oneDNN, whose
+    kernels multiply several rows at close to the speed of one: change the weights,
+    and compile again. So has every step of a bfloat16 or 4-bit model, whose matrix
+    products TorchInductor also times against its own C++ templates at the first
+    compile (``max_autotune``), which takes longer. The logits differ from the
+    op-by-op ones by rounding only (about 1e-5 in float32), because the fused kernels
+    add in another order.
+    """
+    # dynamic: one compiled step serves every start_pos, another every batch size above 1.
+    # The guards on the modules stay (skipping them would save 0.5 ms per step): every
+    # Transformer shares the code of _forward, and only they tell one model from another.
+    compiled = torch.compile(model._forward, dynamic=True, fullgraph=True)
+    low_precision = model.norm.weight.dtype in (torch.bfloat16, torch.float16)  # the activations' dtype
+
+    def decode_step(tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
+        # On the CPU, one float32 row streams the weights fastest through MKL's
+        # matrix-vector product; several rows, and 16-bit or 4-bit weights, through
+        # oneDNN's kernels on frozen, repacked weights or Inductor's own templates.
+        # Set around each call, not as torch.compile(options=...): the tracer reads
+        # `freezing` itself, outside those options, whenever a new shape compiles.
+        options = {}
+        if tokens.device.type == "cpu":
+            options = {"cpp_wrapper": True, "freezing": tokens.shape[0] > 1 or low_precision}
+            if low_precision:
+                options.update(AUTOTUNE)
+        with torch._inductor.config.patch(options):
+            return compiled(tokens, start_pos)
+
+    model.decode_step = decode_step
+    return model
+# --8<-- [end:compile_decoding]
