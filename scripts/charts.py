@@ -46,3 +46,21 @@ def bar_chart(results: dict, title: str) -> str:
             f'aria-label="{escape(title)}: {unit}"><title>{escape(title)}: {unit}</title>{"".join(rows)}</svg>'
         )
     return f'<figure class="bench-charts">{"".join(charts)}</figure>' if charts else ""
+
+
+def quality_table(results: dict) -> str:
+    """A table of the perplexity of each weight format (keys ``ppl_<format>``) and its top-token
+    agreement with the first format (``<format>_argmax_agreement``); empty without them."""
+    formats = [k.removeprefix("ppl_") for k, v in results.items()
+               if k.startswith("ppl_") and k != "ppl_tokens" and isinstance(v, (int, float))]
+    if not formats:
+        return ""
+    head = "".join(f"<th><code>{escape(h)}</code></th>" for h in ("weights", "ppl", "argmax_agreement"))
+    rows = "".join(
+        f"<tr><td><code>{escape(f)}</code></td><td>{results[f'ppl_{f}']:g}</td>"
+        f"<td>{'' if results.get(f'{f}_argmax_agreement') is None else format(results[f'{f}_argmax_agreement'], 'g')}</td></tr>"
+        for f in formats
+    )
+    caption = f"<caption><code>ppl_tokens</code>: {escape(str(results.get('ppl_tokens', '')))}</caption>"
+    # no class: Material styles the tables of the page's own Markdown, and this one alike
+    return f'<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'

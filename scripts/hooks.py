@@ -16,7 +16,7 @@ from mkdocs.structure.files import File
 import jupytext
 import nbformat
 
-from charts import bar_chart
+from charts import bar_chart, quality_table
 from includes import ROOT, expand_includes
 from notebooks import with_outputs
 from pages import DEFAULT_LANGUAGE, notebook_for_jupytext
@@ -142,7 +142,7 @@ def _translation_banner(page, config) -> str:
 
 def _with_chart(match: re.Match) -> str:
     results = json.loads((ROOT / "benchmarks" / "results" / f"{match['name']}.json").read_text(encoding="utf-8"))
-    return match[1] + bar_chart(results, match["name"])
+    return match[1] + bar_chart(results, match["name"]) + quality_table(results)
 
 
 NOTEBOOK_ANCHOR = re.compile(r'<h[1-6][^>]*>.*?<a id="(?P<id>[\w-]+)"></a>', re.S)

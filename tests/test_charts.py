@@ -2,7 +2,7 @@
 
 import re
 
-from charts import bar_chart
+from charts import bar_chart, quality_table
 
 
 def test_each_unit_gets_its_own_chart():
@@ -17,3 +17,12 @@ def test_each_unit_gets_its_own_chart():
 
 def test_a_lone_figure_draws_no_chart():
     assert bar_chart({"compile_s": 1.0, "bandwidth_gb_s": 3.0, "speedup": 2.0}, "bench") == ""
+
+
+def test_perplexities_make_a_table_of_formats():
+    results = {"ours_tok_s": 40.0, "ppl_fp32": 20.866, "ppl_q4": 21.0, "ppl_tokens": 2048, "q4_argmax_agreement": 0.96}
+    table = quality_table(results)
+    rows = re.findall(r"<tr><td><code>(\w+)</code></td><td>(.*?)</td><td>(.*?)</td></tr>", table)
+    assert rows == [("fp32", "20.866", ""), ("q4", "21", "0.96")]
+    assert "<code>ppl_tokens</code>: 2048" in table
+    assert quality_table({"ours_tok_s": 40.0}) == ""

@@ -66,6 +66,7 @@ def pack_int4(q: torch.Tensor, device: torch.device) -> torch.Tensor:
     return torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1).to(device)
 
 
+# --8<-- [start:int4_linear]
 class Int4Linear(nn.Module):
     """``y = x @ W.T`` with ``W = scale*(q - 8) + zero`` in groups of 32 along ``in_features``.
 
@@ -106,6 +107,10 @@ class Int4Linear(nn.Module):
             y = y[:, : self.out_features]
         return y.reshape(*x.shape[:-1], self.out_features)
 
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, group={GROUP}"
+# --8<-- [end:int4_linear]
+
 
 class Int8Output(nn.Module):
     """``y = x @ W.T`` with ``W = d*q``, ``q`` 8-bit in groups of 32: the ``Q8_0`` numbers as
@@ -122,6 +127,9 @@ class Int8Output(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.high(x) + self.low(x)
 
+    def extra_repr(self) -> str:
+        return f"in_features={self.low.in_features}, out_features={self.low.out_features}, Q8_0 as two 4-bit halves"
+
 
 class Int8Embedding(nn.Module):
     """Rows of a ``Q8_0`` matrix ``W = d*q``, dequantized as they are looked up."""
@@ -130,6 +138,9 @@ class Int8Embedding(nn.Module):
         super().__init__()
         self.register_buffer("q", q.to(device))
         self.register_buffer("d", d.to(device=device, dtype=dtype))
+
+    def extra_repr(self) -> str:
+        return f"{self.q.shape[0]}, {self.q.shape[1]}, Q8_0"
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         q, d = self.q[tokens], self.d[tokens]  # (..., dim), (..., dim / 32)
