@@ -104,3 +104,12 @@ def built_site(site_builds) -> Path:
 def offline_site(site_builds) -> Path:
     """`make site-offline`: a copy that works from file://."""
     return site_builds.wait(site_builds.offline)
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf():
+    """SmolLM2's GGUF file, parsed once for every test that reads it (a parse takes seconds)."""
+    from llama_notes.gguf_file import GGUFFile
+    from llama_notes.smollm2 import gguf_path
+
+    return GGUFFile(gguf_path())

@@ -4,14 +4,13 @@ import pytest
 import torch
 from gguf.quants import dequantize
 
-from llama_notes import smollm2
 from llama_notes.gguf_file import GGUFFile, permute
 from llama_notes.checkpoint import unpermute
 
 
 @pytest.fixture(scope="module")
-def checkpoint():
-    return GGUFFile(smollm2.gguf_path())
+def checkpoint(smollm2_gguf):
+    return smollm2_gguf
 
 
 def test_model_args_are_smollm2s(checkpoint):

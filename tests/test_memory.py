@@ -88,12 +88,8 @@ def test_estimate_equals_what_our_transformer_allocates(name):
     assert (estimate.weights, estimate.kv_cache) == (weights, cache)
 
 
-def test_smollm2_preset_matches_its_gguf_file():
-    from gguf import GGUFReader
-
-    from llama_notes.smollm2 import gguf_path
-
-    reader = GGUFReader(gguf_path())
+def test_smollm2_preset_matches_its_gguf_file(smollm2_gguf):
+    reader = smollm2_gguf.reader
     meta = {k: f.contents() for k, f in reader.fields.items() if k.startswith("llama.")}
     s = PRESETS["SmolLM2-135M"]
     assert (s.dim, s.n_layers, s.n_heads, s.n_kv_heads, s.hidden_dim, s.vocab_size) == (
@@ -190,16 +186,14 @@ def test_cuda_memory_is_the_cards_total():
     assert device_memory(torch.device("cuda", 0)) == total
 
 
-def test_block_formats_take_the_bytes_of_the_real_file():
+def test_block_formats_take_the_bytes_of_the_real_file(smollm2_gguf):
     """Q4_1 and Q8_0 as memory.py counts them (5 and 8.5 bits a weight) are the bytes
     SmolLM2's GGUF file stores for its tensors of each format."""
-    from gguf import GGMLQuantizationType, GGUFReader
-
-    from llama_notes.smollm2 import gguf_path
+    from gguf import GGMLQuantizationType
 
     assert (Q4_1.bits, Q8_0.bits) == (5, 8.5)
     for fmt, qtype in ((Q4_1, GGMLQuantizationType.Q4_1), (Q8_0, GGMLQuantizationType.Q8_0)):
-        tensors = [t for t in GGUFReader(gguf_path()).tensors if t.tensor_type == qtype]
+        tensors = [t for t in smollm2_gguf.reader.tensors if t.tensor_type == qtype]
         assert tensors
         n_params = sum(int(t.n_elements) for t in tensors)
         estimate = estimate_memory(n_params, fmt, **SIZES)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from gguf.quants import dequantize
 
-from llama_notes import quant, smollm2
+from llama_notes import quant
 from llama_notes.checkpoint import load
 from llama_notes.gguf_file import GGUFFile
 from llama_notes.tiny import tiny_hf_model, write_tiny_gguf
@@ -19,8 +19,8 @@ UNIT = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24}
 
 
 @pytest.fixture(scope="module")
-def smol():
-    return GGUFFile(smollm2.gguf_path())
+def smol(smollm2_gguf):
+    return smollm2_gguf
 
 
 @pytest.fixture(scope="module")
