@@ -373,3 +373,24 @@ def test_seeded_sampling_in_generate_is_reproducible(llama):
 def test_sample_top_p_rejects_what_is_not_a_distribution(probs, p, error, message):
     with pytest.raises(error, match=message):
         sample_top_p(probs, p)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_loop_waits_for_the_gpu_once_per_token():
+    """CUDA's sync debug mode reports every read of the device: greedy decoding reads it once
+    per token (NaN check and end of sequence together), plus the prompt and the output."""
+    import warnings
+
+    llama = Llama(load(tiny_hf_model(torch.float32), max_seq_len=32, max_batch_size=1, device="cuda"),
+                  Tokenizer(tiny_hf_tokenizer()))
+    llama.generate([[5, 6, 7]], max_gen_len=2, temperature=0)  # warm-up: CUDA's lazy initialisation
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out, _ = llama.generate([[5, 6, 7]], max_gen_len=8, temperature=0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchronizing" in str(w.message)]
+    assert len(syncs) <= len(out[0]) + 3  # a row that ends at EOS stops the loop early

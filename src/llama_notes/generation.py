@@ -12,7 +12,8 @@ prompt positions teacher-forced, EOS tracked per row, the output cut at
   was still padding, which gives 0; Meta's later code fixed it the same way);
 - EOS is looked for only in the generated part, so a prompt may contain EOS (a chat
   template does);
-- NaN logits raise an error instead of producing arbitrary tokens;
+- NaN logits raise an error instead of producing arbitrary tokens; the loop reads the
+  device once per token, for the NaN check and the end of sequence together;
 - top-p breaks ties between equal probabilities by token id (a stable sort);
 - an optional ``on_token`` callback sees every position as soon as it is filled,
   which is how the ``llama-notes generate`` command streams.
@@ -149,8 +150,7 @@ class Llama:
         # --8<-- [start:generate_forward]
         for cur_pos in range(min_prompt_len, total_len):
             logits = self.model.forward(tokens[:, prev_pos:cur_pos], prev_pos)
-            if torch.isnan(logits[:, -1]).any():
-                raise ValueError(f"the model returned NaN logits at position {cur_pos}")
+            nan_logits = torch.isnan(logits[:, -1]).any()  # read with the end-of-sequence flags below
             # --8<-- [end:generate_forward]
             # --8<-- [start:generate_sample]
             if temperature > 0:
@@ -177,10 +177,14 @@ class Llama:
             # --8<-- [end:generate_logprobs]
             # --8<-- [start:generate_eos]
             eos_reached |= (~input_text_mask[:, cur_pos]) & (next_token == self.tokenizer.eos_id)
+            # Python reads a GPU tensor only after waiting for the GPU: one read per token, for both.
+            nan, done = torch.stack([nan_logits, eos_reached.all()]).tolist()
+            if nan:
+                raise ValueError(f"the model returned NaN logits at position {cur_pos}")
             if on_token is not None:
                 on_token(cur_pos, next_token)
             prev_pos = cur_pos
-            if eos_reached.all():
+            if done:
                 break
             # --8<-- [end:generate_eos]
 
@@ -329,8 +333,10 @@ def _check_distribution(probs: torch.Tensor, p: float) -> None:
         raise ValueError(f"probs must have shape (bsz, vocab_size) or (vocab_size,), got {tuple(probs.shape)}")
     if not 0 < p <= 1:
         raise ValueError(f"p={p} must be in (0, 1]")
-    if not torch.isfinite(probs).all() or (probs < 0).any():
-        raise ValueError("probs is not a probability distribution: it has negative, NaN or infinite entries")
+    # Both checks in one read of the device (on a GPU, each read waits for it); details on failure only.
     sums = probs.sum(dim=-1, dtype=torch.float64)
-    if ((sums - 1).abs() > 1e-3).any():
+    bad_entries = ~torch.isfinite(probs).all() | (probs < 0).any()
+    if torch.stack([bad_entries, ((sums - 1).abs() > 1e-3).any()]).any():
+        if bad_entries:
+            raise ValueError("probs is not a probability distribution: it has negative, NaN or infinite entries")
         raise ValueError(f"probs is not a probability distribution: rows sum to {sums.tolist()}, not 1")
