@@ -41,6 +41,16 @@ LINEARS = {
     "feed_forward.w2": (("ffn_down",), ("mlp.down_proj",)),
 }
 NORMS = {"attention_norm": ("attn_norm", "input_layernorm"), "ffn_norm": ("ffn_norm", "post_attention_layernorm")}
+# Hugging Face's name of each field of ModelArgs that a LlamaConfig holds as it is
+HF_CONFIG_NAMES = {
+    "dim": "hidden_size",
+    "n_layers": "num_hidden_layers",
+    "n_heads": "num_attention_heads",
+    "n_kv_heads": "num_key_value_heads",
+    "vocab_size": "vocab_size",
+    "hidden_dim": "intermediate_size",
+    "norm_eps": "rms_norm_eps",
+}
 
 
 def load(
@@ -174,13 +184,7 @@ def args_from_hf_config(config, max_seq_len: int, max_batch_size: int) -> ModelA
     if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
         raise ValueError("Llama has no biases in attention or MLP; this config has some")
     return ModelArgs(
-        dim=config.hidden_size,
-        n_layers=config.num_hidden_layers,
-        n_heads=config.num_attention_heads,
-        n_kv_heads=config.num_key_value_heads,
-        vocab_size=config.vocab_size,
-        hidden_dim=config.intermediate_size,
-        norm_eps=config.rms_norm_eps,
+        **{ours: getattr(config, hf) for ours, hf in HF_CONFIG_NAMES.items()},
         rope_theta=rope.get("rope_theta", 10000.0),
         max_batch_size=max_batch_size,
         max_seq_len=max_seq_len,

@@ -89,18 +89,14 @@ class GGUFFile:
         """The Hugging Face ``LlamaConfig`` of the model."""
         from transformers import LlamaConfig
 
+        from llama_notes.checkpoint import HF_CONFIG_NAMES
+
         args = self.model_args()
         eos = self.field("tokenizer.ggml.eos_token_id")
         return LlamaConfig(
-            vocab_size=args.vocab_size,
-            hidden_size=args.dim,
-            intermediate_size=args.hidden_dim,
-            num_hidden_layers=args.n_layers,
-            num_attention_heads=args.n_heads,
-            num_key_value_heads=args.n_kv_heads,
+            **{hf: getattr(args, ours) for ours, hf in HF_CONFIG_NAMES.items()},
             head_dim=args.dim // args.n_heads,
             max_position_embeddings=self.field("llama.context_length", 2048),
-            rms_norm_eps=args.norm_eps,
             rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta},
             tie_word_embeddings=self.tied_output(),
             bos_token_id=self.field("tokenizer.ggml.bos_token_id"),
