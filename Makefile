@@ -7,6 +7,10 @@ PYTEST := $(BIN)/python -m pytest
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
+# Python writes the bytecode of what it imports, once, into .venv and the ignored
+# __pycache__ folders. Some images set PYTHONDONTWRITEBYTECODE; with it, every process
+# compiles torch and transformers from source again (14 s to import them, against 6 s).
+unexport PYTHONDONTWRITEBYTECODE
 
 # ONLY=es (any language of mkdocs.yml): `make serve` builds that language alone, and
 # `make test-docs` runs its checks alone.
