@@ -41,6 +41,8 @@ LINEARS = {
     "feed_forward.w2": (("ffn_down",), ("mlp.down_proj",)),
 }
 NORMS = {"attention_norm": ("attn_norm", "input_layernorm"), "ffn_norm": ("ffn_norm", "post_attention_layernorm")}
+# llama.cpp's name of each weight of a layer, and Hugging Face's
+HF_LAYER_NAMES = dict([*NORMS.values(), *(pair for gguf, hf in LINEARS.values() for pair in zip(gguf, hf))])
 # Hugging Face's name of each field of ModelArgs that a LlamaConfig holds as it is
 HF_CONFIG_NAMES = {
     "dim": "hidden_size",

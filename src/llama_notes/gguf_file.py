@@ -19,19 +19,6 @@ from gguf.quants import dequantize
 
 from llama_notes.model import ModelArgs
 
-# llama.cpp's name of each weight of a layer, and Hugging Face's
-HF_LAYER_NAMES = {
-    "attn_norm": "input_layernorm",
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_norm": "post_attention_layernorm",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
-
 
 class GGUFFile:
     """The settings and tensors of a Llama GGUF file (``general.architecture`` ``llama``)."""
@@ -108,6 +95,8 @@ class GGUFFile:
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
         """The dequantized weights under Hugging Face's names, query and key rows in its order."""
+        from llama_notes.checkpoint import HF_LAYER_NAMES
+
         args = self.model_args()
         sd = {
             "model.embed_tokens.weight": self.dequantized("token_embd.weight"),

@@ -70,14 +70,6 @@ def tiny_hf_tokenizer(eos_token: str = "</s>"):
     return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token="<s>", eos_token=eos_token)
 
 
-# llama.cpp's names of the matrices of a layer, and Hugging Face's
-GGUF_MATRICES = {
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
-
-
 def write_tiny_gguf(path: str | Path, seed: int = 0) -> Path:
     """The tiny model of ``seed`` as a GGUF file laid out like SmolLM2's: ``Q4_1`` matrices,
     a ``Q8_0`` embedding tied to the output, ``F32`` norms. Written by the ``gguf`` package's
@@ -85,7 +77,7 @@ def write_tiny_gguf(path: str | Path, seed: int = 0) -> Path:
     from gguf import GGMLQuantizationType, GGUFWriter
     from gguf.quants import quantize
 
-    from llama_notes.checkpoint import unpermute
+    from llama_notes.checkpoint import HF_LAYER_NAMES, unpermute
 
     config = tiny_config()
     sd = {k: v.float().numpy() for k, v in tiny_hf_model(torch.float32, seed).state_dict().items()}
@@ -110,13 +102,12 @@ def write_tiny_gguf(path: str | Path, seed: int = 0) -> Path:
     heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads}
     for i in range(config.num_hidden_layers):
         hf = f"model.layers.{i}."
-        add(f"blk.{i}.attn_norm.weight", sd[hf + "input_layernorm.weight"], GGMLQuantizationType.F32)
-        add(f"blk.{i}.ffn_norm.weight", sd[hf + "post_attention_layernorm.weight"], GGMLQuantizationType.F32)
-        for name, hf_name in GGUF_MATRICES.items():
+        for name, hf_name in HF_LAYER_NAMES.items():
             w = sd[hf + hf_name + ".weight"]
             if name in heads:  # llama.cpp stores query and key rows in Meta's order
                 w = unpermute(torch.from_numpy(w), heads[name]).numpy()
-            add(f"blk.{i}.{name}.weight", w, GGMLQuantizationType.Q4_1)
+            qtype = GGMLQuantizationType.F32 if name.endswith("_norm") else GGMLQuantizationType.Q4_1
+            add(f"blk.{i}.{name}.weight", w, qtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
