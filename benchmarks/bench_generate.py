@@ -51,7 +51,7 @@ from torch import nn  # noqa: E402
 
 from llama_notes.checkpoint import load  # noqa: E402
 from llama_notes.compiling import compile_decoding  # noqa: E402
-from llama_notes.evaluation import argmax_agreement, perplexity  # noqa: E402
+from llama_notes.evaluation import argmax_agreement, logits_of, perplexity  # noqa: E402
 from llama_notes.gguf_file import GGUFFile  # noqa: E402
 from llama_notes.model import Transformer  # noqa: E402
 from llama_notes.smollm2 import gguf_path, load_hf  # noqa: E402
@@ -120,16 +120,16 @@ def llama_cpp_runner(threads: int):
     return generate, f"{LLAMA_CPP}, {threads} threads"
 
 
-def quality(tokenizer: Tokenizer) -> dict:
+def quality(file: GGUFFile, tokenizer: Tokenizer) -> dict:
     """Perplexity of each format, and its agreement with float32, on the English guides."""
     text = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(GUIDES.glob("*.md")))
     tokens = tokenizer.encode(text, bos=False, eos=False)[: PPL_TOKENS + 1]
-    file = GGUFFile(gguf_path())
-    models = {w: load(file, w, max_seq_len=PPL_TOKENS, max_batch_size=1) for w in ("fp32", "bf16", "q4")}
-    out = {f"ppl_{w}": round(perplexity(m, tokens), 3) for w, m in models.items()}
+    windows = {w: logits_of(load(file, w, max_seq_len=PPL_TOKENS, max_batch_size=1), tokens)
+               for w in ("fp32", "bf16", "q4")}
+    out = {f"ppl_{w}": round(perplexity(logits), 3) for w, logits in windows.items()}
     out["ppl_tokens"] = len(tokens) - 1
     for w in ("bf16", "q4"):
-        out[f"{w}_argmax_agreement"] = round(argmax_agreement(models[w], models["fp32"], tokens), 4)
+        out[f"{w}_argmax_agreement"] = round(argmax_agreement(windows[w], windows["fp32"]), 4)
     return out
 
 
@@ -153,7 +153,8 @@ def main() -> int:
     eager = Llama(load(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS)), tokenizer)
     model = compile_decoding(load(hf, max_seq_len=256, max_batch_size=len(BATCH_PROMPTS)))
     llama = Llama(model, tokenizer)
-    formats = {w: Llama(compile_decoding(load(gguf_path(), w, max_seq_len=256, max_batch_size=1)), tokenizer)
+    file = GGUFFile(gguf_path())  # parsed once for every format and the quality measures
+    formats = {w: Llama(compile_decoding(load(file, w, max_seq_len=256, max_batch_size=1)), tokenizer)
                for w in ("bf16", "q4")}
     llamacpp, llamacpp_about = llama_cpp_runner(torch.get_num_threads())
     prompt = tokenizer.encode(PROMPT, bos=False, eos=False)
@@ -230,7 +231,7 @@ def main() -> int:
         "llamacpp_tok_s": round(llamacpp_tok_s, 2) if llamacpp else None,
         "q4_over_llamacpp": round(q4_tok_s / llamacpp_tok_s, 2) if llamacpp else None,
         "llamacpp": llamacpp_about,
-        **quality(tokenizer),
+        **quality(file, tokenizer),
         "q4_weight_mb_per_token": round(q4_bytes / 1e6, 1),
         "compile_s": round(compile_s, 1),
         "bandwidth_gb_s": round(bw / 1e9, 2),

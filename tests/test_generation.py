@@ -394,3 +394,24 @@ def test_the_loop_waits_for_the_gpu_once_per_token():
         torch.cuda.set_sync_debug_mode("default")
     syncs = [w for w in caught if "synchronizing" in str(w.message)]
     assert len(syncs) <= len(out[0]) + 3  # a row that ends at EOS stops the loop early
+
+
+def test_perplexity_is_hugging_faces_loss(hf, model):
+    """evaluation.perplexity over windows of the cache length is exp of Hugging Face's mean
+    cross-entropy over the same windows (a text longer than one window: two of them)."""
+    from llama_notes.evaluation import argmax_agreement, logits_of, perplexity
+
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, hf.config.vocab_size, (MAX_SEQ_LEN + 10,), generator=g).tolist()
+    windows = logits_of(model, tokens)
+    assert [targets.numel() for _, targets in windows] == [MAX_SEQ_LEN, 9]
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for start in (0, MAX_SEQ_LEN):
+            chunk = torch.tensor([tokens[start : start + MAX_SEQ_LEN + 1]])
+            n = chunk.shape[1] - 1  # HF shifts the labels itself: its loss is the mean over n predictions
+            nll += hf(chunk, labels=chunk).loss.item() * n
+            count += n
+    # HF computes its loss in float32 (it upcasts the logits to float, not double): 1e-6
+    assert perplexity(windows) == pytest.approx(math.exp(nll / count), rel=1e-6)
+    assert argmax_agreement(windows, windows) == 1.0

@@ -19,11 +19,6 @@ UNIT = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24}
 
 
 @pytest.fixture(scope="module")
-def smol(smollm2_gguf):
-    return smollm2_gguf
-
-
-@pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return GGUFFile(write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf"))
 
@@ -37,22 +32,23 @@ def per_weight(t: torch.Tensor) -> torch.Tensor:
     return t.float().repeat_interleave(quant.GROUP, dim=1)  # one value per block -> one per weight
 
 
-def test_q4_1_blocks_are_the_files_numbers(smol):
+def test_q4_1_blocks_are_the_files_numbers(smollm2_gguf):
     name = "blk.7.ffn_down.weight"
-    q, d, m = quant.q4_1_blocks(smol.raw(name))
+    q, d, m = quant.q4_1_blocks(smollm2_gguf.raw(name))
     assert q.shape == (576, 1536) and q.min() == 0 and q.max() == 15
-    assert torch.equal(per_weight(d) * q.float() + per_weight(m), smol.dequantized(name))
+    assert torch.equal(per_weight(d) * q.float() + per_weight(m), smollm2_gguf.dequantized(name))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_packed_weights_are_the_files_within_the_rounding_of_the_scales(smol, dtype):
+def test_packed_weights_are_the_files_within_the_rounding_of_the_scales(smollm2_gguf, dtype):
     """The kernel computes W' = scale*(q - 8) + zero with scale = d and zero = m + 8d rounded
     to the activation dtype (unit roundoff u), then the product is rounded to it once more.
     So |W' - W| <= u * (8|d| + |m + 8d|) + u * |W'|, weight by weight, and nothing looser."""
     name = "blk.7.attn_output.weight"
-    q, d, m = quant.q4_1_blocks(smol.raw(name))
+    q, d, m = quant.q4_1_blocks(smollm2_gguf.raw(name))
     layer = quant.Int4Linear.from_q4_1(q, d, m, dtype, "cpu")
-    packed, exact = read_back(layer, 576, dtype), torch.from_numpy(dequantize(smol.raw(name), smol.quant_type(name)))
+    packed = read_back(layer, 576, dtype)
+    exact = torch.from_numpy(dequantize(smollm2_gguf.raw(name), smollm2_gguf.quant_type(name)))
     u = UNIT[dtype]
     bound = u * (8 * per_weight(d).abs() + (per_weight(m) + 8 * per_weight(d)).abs() + packed.abs())
     assert ((packed - exact).abs() <= bound).all()

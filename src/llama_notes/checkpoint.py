@@ -43,6 +43,14 @@ LINEARS = {
 NORMS = {"attention_norm": ("attn_norm", "input_layernorm"), "ffn_norm": ("ffn_norm", "post_attention_layernorm")}
 # llama.cpp's name of each weight of a layer, and Hugging Face's
 HF_LAYER_NAMES = dict([*NORMS.values(), *(pair for gguf, hf in LINEARS.values() for pair in zip(gguf, hf))])
+
+
+def rope_heads(params: ModelArgs) -> dict[str, int]:
+    """The layer weights whose rows Hugging Face orders differently (see :func:`unpermute`),
+    by llama.cpp's name, with the number of heads each holds."""
+    return {"attn_q": params.n_heads, "attn_k": params.n_kv_heads}
+
+
 # Hugging Face's name of each field of ModelArgs that a LlamaConfig holds as it is
 HF_CONFIG_NAMES = {
     "dim": "hidden_size",
@@ -218,7 +226,7 @@ def state_dict_from_hf(sd: dict, params: ModelArgs) -> dict:
         "norm.weight": sd["model.norm.weight"],
         "output.weight": sd["lm_head.weight"],
     }
-    heads = {"self_attn.q_proj": params.n_heads, "self_attn.k_proj": params.n_kv_heads}
+    heads = {HF_LAYER_NAMES[gguf]: n for gguf, n in rope_heads(params).items()}
     for i in range(params.n_layers):
         hf, ours = f"model.layers.{i}.", f"layers.{i}."
         for name, (_gguf, parts) in LINEARS.items():

@@ -2,7 +2,8 @@
 
 Both read the text teacher-forced: at each position the model sees the true tokens
 before it, as in training, in windows of at most ``max_seq_len`` tokens (each window
-starts afresh with an empty KV cache).
+starts afresh with an empty KV cache). :func:`logits_of` runs a model over the text
+once; the measures take its result, so a model compared several ways runs once.
 """
 
 from __future__ import annotations
@@ -36,19 +37,20 @@ def logits_of(model: Transformer, tokens: list[int]) -> list[tuple[torch.Tensor,
     return out
 
 
-def perplexity(model: Transformer, tokens: list[int]) -> float:
-    """``exp`` of the mean negative log-likelihood of every token of ``tokens`` after the first."""
+def perplexity(windows: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """``exp`` of the mean negative log-likelihood of every target of :func:`logits_of`'s windows."""
     nll, count = 0.0, 0
-    for logits, targets in logits_of(model, tokens):
+    for logits, targets in windows:
         nll += F.cross_entropy(logits, targets, reduction="sum").item()
         count += targets.numel()
     return math.exp(nll / count)
 
 
-def argmax_agreement(model: Transformer, reference: Transformer, tokens: list[int]) -> float:
-    """The share of positions where ``model``'s most likely next token is ``reference``'s."""
+def argmax_agreement(windows, reference) -> float:
+    """The share of positions where the most likely next token of ``windows`` is that of
+    ``reference`` (both from :func:`logits_of` on the same tokens)."""
     same, count = 0, 0
-    for (a, _), (b, _) in zip(logits_of(model, tokens), logits_of(reference, tokens)):
+    for (a, _), (b, _) in zip(windows, reference, strict=True):
         same += (a.argmax(-1) == b.argmax(-1)).sum().item()
         count += a.shape[0]
     return same / count

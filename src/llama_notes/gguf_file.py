@@ -95,9 +95,10 @@ class GGUFFile:
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
         """The dequantized weights under Hugging Face's names, query and key rows in its order."""
-        from llama_notes.checkpoint import HF_LAYER_NAMES
+        from llama_notes.checkpoint import HF_LAYER_NAMES, rope_heads
 
         args = self.model_args()
+        heads = rope_heads(args)
         sd = {
             "model.embed_tokens.weight": self.dequantized("token_embd.weight"),
             "model.norm.weight": self.dequantized("output_norm.weight"),
@@ -107,8 +108,8 @@ class GGUFFile:
         for i in range(args.n_layers):
             for ours, hf in HF_LAYER_NAMES.items():
                 w = self.dequantized(f"blk.{i}.{ours}.weight")
-                if ours in ("attn_q", "attn_k"):
-                    w = permute(w, args.n_heads if ours == "attn_q" else args.n_kv_heads)
+                if ours in heads:
+                    w = permute(w, heads[ours])
                 sd[f"model.layers.{i}.{hf}.weight"] = w
         return sd
 

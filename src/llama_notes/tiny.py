@@ -77,7 +77,7 @@ def write_tiny_gguf(path: str | Path, seed: int = 0) -> Path:
     from gguf import GGMLQuantizationType, GGUFWriter
     from gguf.quants import quantize
 
-    from llama_notes.checkpoint import HF_LAYER_NAMES, unpermute
+    from llama_notes.checkpoint import HF_LAYER_NAMES, args_from_hf_config, rope_heads, unpermute
 
     config = tiny_config()
     sd = {k: v.float().numpy() for k, v in tiny_hf_model(torch.float32, seed).state_dict().items()}
@@ -99,7 +99,7 @@ def write_tiny_gguf(path: str | Path, seed: int = 0) -> Path:
 
     add("token_embd.weight", sd["model.embed_tokens.weight"], GGMLQuantizationType.Q8_0)
     add("output_norm.weight", sd["model.norm.weight"], GGMLQuantizationType.F32)
-    heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads}
+    heads = rope_heads(args_from_hf_config(config, max_seq_len=1, max_batch_size=1))
     for i in range(config.num_hidden_layers):
         hf = f"model.layers.{i}."
         for name, hf_name in HF_LAYER_NAMES.items():
