@@ -73,9 +73,10 @@ class Visit:
         return [u for u in self.requests if urlsplit(u).scheme in ("http", "https") and urlsplit(u).netloc != host]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def reader(browser, server):
-    """One browser profile for every test that leaves no state in it (the palette test does)."""
+    """A fresh browser profile for each test: what one test leaves behind (the palette a
+    reader chose stays in the profile's storage) cannot decide how the next one starts."""
     context = browser.new_context()
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
     yield context
@@ -140,6 +141,22 @@ def _check_page(visit, page, lang: str, rel: str, axe_source: str) -> None:
     expect(page.locator("html")).to_have_attribute("lang", lang)
     page.mouse.wheel(0, 20000)  # scroll to the end: lazy content loads too
 
+    # No accessibility defect that axe-core finds, in the light palette and in the dark one,
+    # checked before any copy button is pressed: the confirmation fades out over 400 ms
+    # and axe would measure the contrast of its half-transparent text.
+    # The API reference is the same English text in every language: its content is
+    # checked on the English page, the language's navigation and header on every page.
+    page.add_script_tag(content=axe_source)
+    exclude = [".md-content"] if rel.startswith(ENGLISH_ONLY) and lang != DEFAULT_LANGUAGE else []
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-md-color-scheme", "default")
+    assert _axe_violations(page, exclude) == [], f"{lang}, light palette"
+    _palette_toggle(page).click()
+    expect(body).to_have_attribute("data-md-color-scheme", "slate")
+    assert _axe_violations(page, exclude, COLOUR_RULES) == [], f"{lang}, dark palette"
+    _palette_toggle(page).click()  # the next language opens in the profile's palette
+    expect(body).to_have_attribute("data-md-color-scheme", "default")
+
     copied = page.locator(".md-dialog__inner")
     for i, title in enumerate(_code_blocks(rel)):
         name = title.removeprefix("snippets/")
@@ -152,20 +169,6 @@ def _check_page(visit, page, lang: str, rel: str, axe_source: str) -> None:
         # blanks before them, invisible trailing whitespace, so lines are compared without it).
         expected = ANNOTATION.sub("", (ROOT / title).read_text(encoding="utf-8"))
         assert _lines(page.evaluate("navigator.clipboard.readText()")) == _lines(expected), f"{lang}: block {i} ({title})"
-
-    # No accessibility defect that axe-core finds, in the light palette and in the dark one.
-    # The API reference is the same English text in every language: its content is
-    # checked on the English page, the language's navigation and header on every page.
-    page.add_script_tag(content=axe_source)
-    exclude = [".md-content"] if rel.startswith(ENGLISH_ONLY) and lang != DEFAULT_LANGUAGE else []
-    body = page.locator("body")
-    expect(body).to_have_attribute("data-md-color-scheme", "default")
-    assert _axe_violations(page, exclude) == [], f"{lang}, light palette"
-    _palette_toggle(page).click()
-    expect(body).to_have_attribute("data-md-color-scheme", "slate")
-    assert _axe_violations(page, exclude, COLOUR_RULES) == [], f"{lang}, dark palette"
-    _palette_toggle(page).click()  # the profile is shared: leave it as it was
-    expect(body).to_have_attribute("data-md-color-scheme", "default")
 
     # Everything the page loaded, the search index and the sitemaps after the load event
     # too, has settled by now (the wait returns at once when it has): nothing failed.
@@ -249,16 +252,14 @@ def test_each_language_has_its_404_page(visit, lang):
     assert visit.foreign_requests() == [] and visit.failures == [] and visit.errors == []
 
 
-def test_palette_toggle_switches_between_light_and_dark(browser, server):
-    context = browser.new_context()  # the reader's choice of palette stays in the profile
-    page = Visit(context, server).open("/")
+def test_palette_toggle_switches_between_light_and_dark(visit):
+    page = visit.open("/")
     body = page.locator("body")
     expect(body).to_have_attribute("data-md-color-scheme", "default")  # the reader's system is light
     _palette_toggle(page).click()
     expect(body).to_have_attribute("data-md-color-scheme", "slate")
     _palette_toggle(page).click()
     expect(body).to_have_attribute("data-md-color-scheme", "default")
-    context.close()
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
