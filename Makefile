@@ -39,20 +39,9 @@ serve: $(STAMP)
 	@echo "Serving at http://127.0.0.1:8000/$(if $(filter-out en,$(ONLY)),$(ONLY)/) (the first build of a clone runs the notebooks: about a minute)"
 	LLAMA_NOTES_LANGUAGE=$(ONLY) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000 --livereload
 
-# The site's checks (two strict builds, then Chromium) mostly wait on one core, the
-# rest mostly computes: the two halves run side by side and use both cores, which on a
-# 2-core machine is a minute faster than one after the other (moving more tests to the
-# site's half made it slower). The site's log follows the rest's; the run fails if
-# either half does.
-ALONGSIDE := tests/test_site.py tests/test_browser.py
+# Three pytest processes side by side, to fill both cores: see scripts/run_tests.py.
 test: $(STAMP)
-	@mkdir -p .cache
-	@$(PYTEST) $(ALONGSIDE) > .cache/tests-alongside.log 2>&1 & alongside=$$!; \
-	trap 'kill $$alongside 2>/dev/null; exit 130' INT TERM; \
-	$(PYTEST) $(addprefix --ignore=,$(ALONGSIDE)); rest=$$?; \
-	wait $$alongside; alongside_status=$$?; \
-	echo "=== $(ALONGSIDE), run alongside ==="; cat .cache/tests-alongside.log; \
-	exit $$(( rest != 0 || alongside_status != 0 ))
+	$(BIN)/python scripts/run_tests.py
 
 # One language's doc tests, structure, translation, site and browser checks (ONLY=es);
 # without ONLY, every language's.

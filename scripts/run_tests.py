@@ -1,0 +1,73 @@
+"""`make test`: the whole suite, as three pytest processes side by side.
+
+One pytest process keeps about one core busy: torch runs one thread in each (below),
+compiling and the snippets' subprocesses are serial, and the site's checks mostly wait
+on Chromium. So the suite runs as three groups at once, which fills both cores of a
+2-core machine:
+
+- the site and browser checks (two strict builds, then Chromium), started first;
+- the tests that load SmolLM2 or compile (``test_smollm2.py``, ``test_compile.py``);
+- everything else, whose output shows as it runs; the other groups' logs (kept in
+  ``.cache/``) follow it, in order.
+
+Each process's torch uses one thread (``OMP_NUM_THREADS=1``): with two threads each,
+a process whose core is busy with another keeps its own two threads waiting for each
+other at every operation (one test took 163 s instead of 10). The run fails if any
+group fails; Ctrl-C stops them all. Arguments are passed to every pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / ".cache"
+# The groups run in the background, each with its log; everything else in the foreground.
+BACKGROUND = {
+    "site-and-browser": ["tests/test_site.py", "tests/test_browser.py"],
+    "smollm2-and-compile": ["tests/test_smollm2.py", "tests/test_compile.py"],
+}
+
+
+def pytest(args: list[str], **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env, **kwargs)
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # a SIGTERM (a CI timeout) stops the groups as Ctrl-C does
+
+
+def main(args: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    LOGS.mkdir(exist_ok=True)
+    logs = {name: LOGS / f"tests-{name}.log" for name in BACKGROUND}
+    # Their own sessions: Ctrl-C reaches the foreground pytest alone, and each group,
+    # with the builds, browsers and model processes it started, stops as one.
+    background = {}
+    for name, files in BACKGROUND.items():
+        with logs[name].open("w", encoding="utf-8") as log:
+            background[name] = pytest([*files, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    ignored = [f"--ignore={f}" for files in BACKGROUND.values() for f in files]
+    try:
+        statuses = {"the rest": pytest([*ignored, *args]).wait()}
+        statuses.update({name: process.wait() for name, process in background.items()})
+    except KeyboardInterrupt:
+        for process in background.values():
+            os.killpg(process.pid, signal.SIGTERM)
+        return 130
+    for name, files in BACKGROUND.items():
+        print(f"\n=== {' '.join(files)}, run alongside (.cache/{logs[name].name}) ===", flush=True)
+        sys.stdout.write(logs[name].read_text(encoding="utf-8"))
+    failed = [name for name, status in statuses.items() if status != 0]
+    if failed:
+        print(f"\nFailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
