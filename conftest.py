@@ -9,6 +9,8 @@ with the snippet settings of ``mkdocs.yml`` (``scripts/includes.py``).
 Each language's page is its own test, but the five languages include the same
 files: a fence whose expanded code already ran in this session is not run again,
 it reports the outcome of that run (its first page is in the test's properties).
+A fence that shows a whole snippet reports, the same way, the outcome of
+``tests/test_snippets.py`` running that file as a script, when it ran first.
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ def pytest_markdown_docs_markdown_it():
     return MkDocsPageParser()
 
 
-_OUTCOMES: dict[str, tuple[str, Exception | None]] = {}  # expanded code -> (first test, its error)
+_OUTCOMES: dict[str, tuple[str, Exception | None]] = {}  # code, stripped -> (first test, its error)
 
 
-def _run_once(item: MarkdownInlinePythonItem, runtest) -> None:
-    code = item.code.lstrip("\n")  # the plugin pads the code with blank lines to its line in the page
-    if code in _OUTCOMES:
+def _run_once(item, runtest, code: str, reuse: bool) -> None:
+    """Run ``item`` and record its outcome under ``code``; with ``reuse``, report the
+    outcome already recorded under the same code instead of running it again."""
+    code = code.strip()  # the plugin pads a fence's code with blank lines to its line in the page
+    if reuse and code in _OUTCOMES:
         first, error = _OUTCOMES[code]
         item.user_properties.append(("same_code_as", first))
         if error is not None:
@@ -97,7 +101,12 @@ def _language(item) -> str | None:
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if isinstance(item, MarkdownInlinePythonItem):
-            item.runtest = lambda item=item, runtest=item.runtest: _run_once(item, runtest)
+            code, reuse = item.code, True
+        elif getattr(item, "originalname", None) == "test_snippet_runs_as_script":  # always runs
+            code, reuse = item.callspec.params["script"].read_text(encoding="utf-8"), False
+        else:
+            continue
+        item.runtest = lambda item=item, runtest=item.runtest, code=code, reuse=reuse: _run_once(item, runtest, code, reuse)
     only = config.getoption("language")
     if only:
         keep = [item for item in items if _language(item) in (None, only)]

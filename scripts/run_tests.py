@@ -12,8 +12,9 @@ on Chromium. So the suite runs as three groups at once, which fills both cores o
 
 Each process's torch uses one thread (``OMP_NUM_THREADS=1``): with two threads each,
 a process whose core is busy with another keeps its own two threads waiting for each
-other at every operation (one test took 163 s instead of 10). The run fails if any
-group fails; Ctrl-C stops them all. Arguments are passed to every pytest.
+other at every operation (one test took 163 s instead of 10).
+The run fails if any group fails; Ctrl-C stops them all. Arguments are passed to
+every pytest.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ def main(args: list[str]) -> int:
     signal.signal(signal.SIGTERM, _stop)
     LOGS.mkdir(exist_ok=True)
     logs = {name: LOGS / f"tests-{name}.log" for name in BACKGROUND}
-    # Their own sessions: Ctrl-C reaches the foreground pytest alone, and each group,
-    # with the builds, browsers and model processes it started, stops as one.
+    # Process groups of their own: Ctrl-C reaches the foreground pytest alone, and each
+    # group, with the builds, browsers and model processes it started, stops as one.
     background = {}
     for name, files in BACKGROUND.items():
         with logs[name].open("w", encoding="utf-8") as log:
-            background[name] = pytest([*files, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            background[name] = pytest([*files, *args], stdout=log, stderr=subprocess.STDOUT, process_group=0)
     ignored = [f"--ignore={f}" for files in BACKGROUND.values() for f in files]
     try:
         statuses = {"the rest": pytest([*ignored, *args]).wait()}

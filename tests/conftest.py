@@ -32,7 +32,7 @@ class SiteBuilds:
     the builds, one after the other in a background thread: the site as `make site`
     builds it (its ``site_url`` is the server's: Material resolves some requests, the
     sitemap, against it), then `make site-offline` (the notebooks from the cache the
-    first build filled)."""
+    first build filled). The tests of the site start as soon as the first is built."""
 
     def __init__(self):
         self.root = Path(tempfile.mkdtemp(prefix="llama-notes-test-sites-"))
@@ -42,16 +42,22 @@ class SiteBuilds:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.results: dict[Path, object] = {}
+        self.built = {self.site: threading.Event(), self.offline: threading.Event()}
         self.thread = threading.Thread(target=self._build, daemon=True)
         self.thread.start()
 
     def _build(self) -> None:
-        self.results[self.site] = build_site(self.site, env={"SITE_URL": self.url})
-        self.results[self.offline] = build_site(self.offline, env={"SITE_URL": "", "LLAMA_NOTES_OFFLINE": "true"})
+        builds = {self.site: {"SITE_URL": self.url}, self.offline: {"SITE_URL": "", "LLAMA_NOTES_OFFLINE": "true"}}
+        for folder, env in builds.items():
+            try:
+                self.results[folder] = build_site(folder, env=env)
+            finally:  # the tests of the site start while the offline copy builds
+                self.built[folder].set()
 
     def wait(self, folder: Path) -> Path:
-        self.thread.join()
-        result = self.results[folder]
+        self.built[folder].wait()
+        result = self.results.get(folder)
+        assert result is not None, "the site build did not run: see the error above"
         assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-5000:]}"
         return folder
 
