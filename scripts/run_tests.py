@@ -54,10 +54,12 @@ def main(args: list[str]) -> int:
         with logs[name].open("w", encoding="utf-8") as log:
             background[name] = pytest([*files, *args], stdout=log, stderr=subprocess.STDOUT, process_group=0)
     ignored = [f"--ignore={f}" for files in BACKGROUND.values() for f in files]
+    rest = pytest([*ignored, *args])
     try:
-        statuses = {"the rest": pytest([*ignored, *args]).wait()}
+        statuses = {"the rest": rest.wait()}
         statuses.update({name: process.wait() for name, process in background.items()})
     except KeyboardInterrupt:
+        rest.terminate()  # Ctrl-C has stopped it already; a SIGTERM reached this process alone
         for process in background.values():
             os.killpg(process.pid, signal.SIGTERM)
         return 130
