@@ -149,7 +149,7 @@ def _check_page(visit, page, lang: str, rel: str, axe_source: str) -> None:
     page.add_script_tag(content=axe_source)
     exclude = [".md-content"] if rel.startswith(ENGLISH_ONLY) and lang != DEFAULT_LANGUAGE else []
     body = page.locator("body")
-    expect(body).to_have_attribute("data-md-color-scheme", "default")
+    expect(body).to_have_attribute("data-md-color-scheme", "default")  # the reader's system is light
     assert _axe_violations(page, exclude) == [], f"{lang}, light palette"
     _palette_toggle(page).click()
     expect(body).to_have_attribute("data-md-color-scheme", "slate")
@@ -250,16 +250,6 @@ def test_each_language_has_its_404_page(visit, lang):
     assert page.locator("html").get_attribute("lang") == lang
     assert NOT_FOUND[lang] in page.locator("article h1").inner_text()
     assert visit.foreign_requests() == [] and visit.failures == [] and visit.errors == []
-
-
-def test_palette_toggle_switches_between_light_and_dark(visit):
-    page = visit.open("/")
-    body = page.locator("body")
-    expect(body).to_have_attribute("data-md-color-scheme", "default")  # the reader's system is light
-    _palette_toggle(page).click()
-    expect(body).to_have_attribute("data-md-color-scheme", "slate")
-    _palette_toggle(page).click()
-    expect(body).to_have_attribute("data-md-color-scheme", "default")
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
