@@ -50,19 +50,23 @@ def main(args: list[str]) -> int:
     logs = {name: LOGS / f"tests-{name}.log" for name in BACKGROUND}
     # Process groups of their own: Ctrl-C reaches the foreground pytest alone, and each
     # group, with the builds, browsers and model processes it started, stops as one.
-    background = {}
-    for name, files in BACKGROUND.items():
-        with logs[name].open("w", encoding="utf-8") as log:
-            background[name] = pytest([*files, *args], stdout=log, stderr=subprocess.STDOUT, process_group=0)
+    background, rest = {}, None
     ignored = [f"--ignore={f}" for files in BACKGROUND.values() for f in files]
-    rest = pytest([*ignored, *args])
     try:
+        for name, files in BACKGROUND.items():
+            with logs[name].open("w", encoding="utf-8") as log:
+                background[name] = pytest([*files, *args], stdout=log, stderr=subprocess.STDOUT, process_group=0)
+        rest = pytest([*ignored, *args])
         statuses = {"the rest": rest.wait()}
         statuses.update({name: process.wait() for name, process in background.items()})
     except KeyboardInterrupt:
-        rest.terminate()  # Ctrl-C has stopped it already; a SIGTERM reached this process alone
+        if rest is not None:
+            rest.terminate()  # Ctrl-C has stopped it already; a SIGTERM reached this process alone
         for process in background.values():
-            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:  # that group had finished
+                pass
         return 130
     for name, files in BACKGROUND.items():
         print(f"\n=== {' '.join(files)}, run alongside (.cache/{logs[name].name}) ===", flush=True)
