@@ -1,4 +1,4 @@
-"""SmolLM2 as its GGUF file ships it: 4-bit blocks, multiplied by PyTorch's int4 kernels."""
+"""SmolLM2 as its GGUF file ships it: 4-bit blocks, multiplied by the package's own 4-bit kernel."""
 
 from llama_notes.generation import Llama
 

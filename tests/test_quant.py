@@ -1,8 +1,8 @@
-"""4-bit weights straight from the GGUF file: the file's own numbers, in PyTorch's kernels.
+"""4-bit weights straight from the GGUF file: the file's own numbers, in the package's CPU kernel.
 
 The packed layers are read back through their own kernel (multiplying the identity
 matrix gives the matrix) and compared with ``gguf.quants.dequantize`` of the same
-tensor, within the rounding the format allows and no more.
+tensor: exactly in float32, within one rounding in bfloat16.
 """
 
 import pytest
@@ -40,18 +40,23 @@ def test_q4_1_blocks_are_the_files_numbers(smollm2_gguf):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_packed_weights_are_the_files_within_the_rounding_of_the_scales(smollm2_gguf, dtype):
-    """The kernel computes W' = scale*(q - 8) + zero with scale = d and zero = m + 8d rounded
-    to the activation dtype (unit roundoff u), then the product is rounded to it once more.
-    So |W' - W| <= u * (8|d| + |m + 8d|) + u * |W'|, weight by weight, and nothing looser."""
+def test_packed_weights_are_the_files_numbers(smollm2_gguf, dtype):
+    """The CPU kernel multiplies by d*q + m with the file's own float16 d and m. Read back in
+    float32 (the portable loop) that is gguf's dequantized weight exactly: both round d*q + m
+    once. In bfloat16 the one-hot input becomes 32767 times a scale of 1/32767 (a few 2^-24 of
+    relative error), and the result is rounded to bfloat16 (u = 2^-8): |W' - W| <= u*|W| +
+    2^-21 * (|d*q| + |m|), weight by weight."""
     name = "blk.7.attn_output.weight"
     q, d, m = quant.q4_1_blocks(smollm2_gguf.raw(name))
-    layer = quant.Int4Linear.from_q4_1(q, d, m, dtype, "cpu")
+    layer = quant.Int4Linear(q, d, m, dtype, "cpu")
     packed = read_back(layer, 576, dtype)
     exact = torch.from_numpy(dequantize(smollm2_gguf.raw(name), smollm2_gguf.quant_type(name)))
-    u = UNIT[dtype]
-    bound = u * (8 * per_weight(d).abs() + (per_weight(m) + 8 * per_weight(d)).abs() + packed.abs())
-    assert ((packed - exact).abs() <= bound).all()
+    if dtype == torch.float32:
+        assert torch.equal(packed, exact)
+    else:
+        terms = (per_weight(d) * q.float()).abs() + per_weight(m).abs()
+        assert ((packed - exact).abs() <= UNIT[dtype] * exact.abs() + 2.0**-21 * terms).all()
+        assert not torch.equal(packed, exact)  # bfloat16 does round: the bound is not idle
 
 
 def test_the_8_bit_output_layer_is_the_files_q8_0_numbers(tiny):
@@ -64,7 +69,7 @@ def test_the_8_bit_output_layer_is_the_files_q8_0_numbers(tiny):
         output = quant.Int8Output(q, d, dtype, "cpu")
         packed = read_back(output, 64, dtype)
         assert packed.shape == exact.shape == (99, 64)
-        u = UNIT[dtype]  # scales 16d and d, zero 8d, two rounded products and their rounded sum
+        u = UNIT[dtype]  # 16d*(hi + 8) - 128d and d*lo, each within one rounding, then summed
         bound = u * (16 * 8 * per_weight(d).abs() + 8 * per_weight(d).abs() + 2 * packed.abs() + 8 * per_weight(d).abs())
         assert ((packed - exact).abs() <= bound).all()
 
@@ -106,3 +111,42 @@ def test_a_layer_refuses_what_the_kernels_cannot_take():
         quant.Int4Linear(q, torch.ones(16, 1), torch.zeros(16, 1), torch.bfloat16, "cpu")
     with pytest.raises(ValueError, match="between 0 and 15"):
         quant.Int4Linear(torch.full((16, 32), 16), torch.ones(16, 1), torch.zeros(16, 1), torch.bfloat16, "cpu")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_the_cpu_kernel_multiplies_by_the_blocks_in_any_shape(dtype):
+    """13 output rows (not whole tiles of 4), 96 inputs (one block past whole pairs), a batch of
+    prompts (2, 3, 96): against the product in float64. A float32 input is multiplied in float32
+    (error within the sums' rounding, 96 * 2^-24 of sum |w*x|); a bfloat16 one as 16-bit
+    integers per block (within amax / 65534 per activation, summed over |w|), and the result is
+    then rounded once to the output dtype."""
+    torch.manual_seed(0)
+    q = torch.randint(0, 16, (13, 96))
+    d, m = (torch.rand(13, 3) * 0.02).half(), (torch.randn(13, 3) * 0.05).half()
+    W = per_weight(d).double() * q.double() + per_weight(m).double()
+    layer = quant.Int4Linear(q, d, m, dtype, "cpu")
+    x = (torch.randn(2, 3, 96) * torch.logspace(-2, 1, 96)).to(dtype)  # blocks of very different sizes
+    exact = x.double() @ W.t()
+    magnitude = x.double().abs() @ W.abs().t()
+    if dtype == torch.float32:
+        within = 96 * 2.0**-24 * magnitude
+    else:
+        amax = x.double().abs().unflatten(-1, (3, 32)).amax(-1)  # (2, 3, blocks)
+        within = (amax / 65534) @ W.abs().unflatten(-1, (3, 32)).sum(-1).t() + 96 * 2.0**-24 * magnitude
+    for out_dtype in (None, torch.float32):
+        y = layer(x, out_dtype)
+        assert y.shape == (2, 3, 13) and y.dtype == (out_dtype or dtype)
+        u = UNIT[y.dtype]
+        assert ((y.double() - exact).abs() <= within * (1 + u) + u * exact.abs()).all()
+
+
+def test_the_cpu_kernel_names_what_does_not_fit():
+    layer = quant.Int4Linear(torch.full((8, 64), 3), torch.ones(8, 2), torch.zeros(8, 2), torch.bfloat16, "cpu")
+    with pytest.raises(ValueError, match="x has 32 features; this layer takes 64"):
+        layer(torch.ones(1, 32, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="x has 16 features, the tiles hold 64"):
+        torch.ops.llama_notes.int4_mm(torch.ones(1, 16, dtype=torch.bfloat16), layer.weight, 8)
+    with pytest.raises(ValueError, match="out_features=9 does not match 2 tiles of 4 rows"):
+        torch.ops.llama_notes.int4_mm(torch.ones(1, 64, dtype=torch.bfloat16), layer.weight, 9)
+    with pytest.raises(ValueError, match="x and y must be bfloat16 or float32, got Half"):
+        layer(torch.ones(1, 64, dtype=torch.float16))

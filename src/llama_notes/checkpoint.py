@@ -9,9 +9,8 @@ holds them:
 - ``"fp32"``: float32, the file's weights dequantized;
 - ``"bf16"`` (or ``"fp16"``): 16-bit weights and activations, half the bytes to stream
   per token; ``"fp64"`` for exact comparisons;
-- ``"q4"``: the ``Q4_1`` matrices of a GGUF file as they are stored, in PyTorch's
-  4-bit format, and its ``Q8_0`` embedding in 8 bits (:mod:`llama_notes.quant`),
-  with bfloat16 activations, which PyTorch's 4-bit CPU kernel is built for.
+- ``"q4"``: the ``Q4_1`` matrices of a GGUF file as they are stored, and its ``Q8_0``
+  embedding in 8 bits (:mod:`llama_notes.quant`), with bfloat16 activations.
 
 The model is built on the ``meta`` device (no memory, no random initialisation),
 its weights are put in place with ``load_state_dict(assign=True)``, and only then is

@@ -42,11 +42,15 @@ def compile_decoding(model: Transformer) -> Transformer:
     it) and need a C++ compiler on the CPU, Triton on a GPU. On the CPU the step of a
     batch of prompts has float weights frozen into it and repacked for oneDNN, whose
     kernels multiply several rows at close to the speed of one: change the weights,
-    and compile again. So has every step of a bfloat16 or 4-bit model, whose matrix
-    products TorchInductor also times against its own C++ templates at the first
-    compile (``max_autotune``), which takes longer. The logits differ from the
-    op-by-op ones by rounding only (about 1e-5 in float32), because the fused kernels
-    add in another order.
+    and compile again. So has every step of a bfloat16 model, whose matrix products
+    TorchInductor also times against its own C++ templates at the first compile
+    (``max_autotune``), which takes longer; a 4-bit model's products are the package's
+    own kernel (:mod:`llama_notes.quant`), called as it is. In float32 the logits differ
+    from the op-by-op ones by rounding only (about 1e-5), because the fused kernels add
+    in another order. In bfloat16 that difference would be a hundred times larger, and
+    would change greedy answers where two tokens are close: the fused kernels round
+    every intermediate result to bfloat16 as the op-by-op model does
+    (``emulate_precision_casts``), and give its logits bit for bit.
     """
     # dynamic: one compiled step serves every start_pos, another every batch size above 1.
     # The guards on the modules stay (skipping them would save 0.5 ms per step): every
@@ -56,8 +60,8 @@ def compile_decoding(model: Transformer) -> Transformer:
 
     def decode_step(tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
         # On the CPU, one float32 row streams the weights fastest through MKL's
-        # matrix-vector product; several rows, and 16-bit or 4-bit weights, through
-        # oneDNN's kernels on frozen, repacked weights or Inductor's own templates.
+        # matrix-vector product; several rows, and 16-bit weights, through oneDNN's
+        # kernels on frozen, repacked weights or Inductor's own templates.
         # Set around each call, not as torch.compile(options=...): the tracer reads
         # `freezing` itself, outside those options, whenever a new shape compiles.
         options = {}
@@ -65,6 +69,8 @@ def compile_decoding(model: Transformer) -> Transformer:
             options = {"cpp_wrapper": True, "freezing": tokens.shape[0] > 1 or low_precision}
             if low_precision:
                 options.update(AUTOTUNE)
+        if low_precision:
+            options["emulate_precision_casts"] = True  # on the GPU too: it is about the numbers
         with torch._inductor.config.patch(options):
             return compiled(tokens, start_pos)
 

@@ -1,36 +1,38 @@
-"""4-bit weights as the GGUF file stores them, multiplied by PyTorch's own 4-bit kernels.
+"""4-bit weights as the GGUF file stores them, multiplied without converting them.
 
 llama.cpp's ``Q4_1`` keeps a matrix in blocks of 32 weights along a row: two float16
 numbers ``d`` and ``m``, then 32 unsigned 4-bit integers ``q``, and each weight is
-``w = d*q + m`` (20 bytes for 32 weights: 5 bits a weight). PyTorch's int4 kernels
-(``_weight_int4pack_mm_for_cpu``, ``_weight_int4pack_mm`` on CUDA) take the same kind
-of groups: ``q`` from 0 to 15, and a scale and a zero point per group of 32 in
-``w = scale*(q - 8) + zero``. Since ``d*q + m = d*(q - 8) + (m + 8d)``, the blocks go in
-unchanged with ``scale = d`` and ``zero = m + 8d``: the model multiplies by the file's
-own 4-bit numbers, and only ``d`` and ``m + 8d`` are rounded, to the activations' dtype.
+``w = d*q + m`` (20 bytes for 32 weights: 5 bits a weight). On the CPU the package's own
+kernel multiplies by exactly these numbers (``int4_mm.cpp``, compiled on first use by
+:mod:`llama_notes.kernels`): ``q`` and ``d``, ``m`` as float16, rearranged so that a
+thread streams them from memory in one run. On CUDA, PyTorch's ``_weight_int4pack_mm``
+takes groups ``w = scale*(q - 8) + zero``; since ``d*q + m = d*(q - 8) + (m + 8d)``, the
+blocks go in with ``scale = d`` and ``zero = m + 8d``, rounded to the activations' dtype.
 
 The token embedding is ``Q8_0``: blocks of 32 signed 8-bit ``q`` and one float16 ``d``,
 ``w = d*q`` (8.5 bits a weight). Looking a token up dequantizes its row. SmolLM2 ties its
 output layer to the embedding; the output multiplies by the same 8-bit numbers, split
 as ``q = 16*hi + lo`` (``lo`` from 0 to 15, ``hi`` from -8 to 7) into two 4-bit
-products: ``hi + 8`` with ``scale = 16d, zero = 0`` and ``lo`` with ``scale = d,
-zero = 8d``.
+products: ``hi + 8`` with ``d' = 16d, m' = -128d`` and ``lo`` with ``d, m' = 0``.
 
-PyTorch's 4-bit CPU kernel has its fast path for bfloat16 activations only (with
-float32 ones it is an order of magnitude slower), so a 4-bit model computes in
-bfloat16 (:data:`ACTIVATION_DTYPE`).
+A 4-bit model computes in bfloat16 (:data:`ACTIVATION_DTYPE`): the CPU kernel multiplies
+32 bfloat16 activations by 32 codes in one instruction where the processor has
+AVX512-BF16, and PyTorch's CUDA kernel takes bfloat16 too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gguf import GGMLQuantizationType
 from torch import nn
 
+from llama_notes import kernels
 from llama_notes.gguf_file import GGUFFile
 
 GROUP = 32  # weights per block, in llama.cpp's formats and in the kernels' groups
+TILE_ROWS = 4  # output rows per tile of the CPU kernel
 ACTIVATION_DTYPE = torch.bfloat16
 CUDA_INNER_K_TILES = 2  # the CUDA packing's tile width: in_features must be a multiple of 16 * 2
 
@@ -58,53 +60,74 @@ def q8_0_blocks(raw: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return q.reshape(rows, -1), d
 
 
-def pack_int4(q: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``q`` ``(out, in)``, values 0 to 15, in the packed layout of the device's int4 kernel."""
-    if device.type == "cuda":
-        pairs = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)  # two weights a byte, the even one high
-        return torch.ops.aten._convert_weight_to_int4pack(pairs.to(device), CUDA_INNER_K_TILES)
-    return torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1).to(device)
+def cuda_int4pack(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, dtype: torch.dtype, device):
+    """``(weight, scales_and_zeros)`` for ``_weight_int4pack_mm``: ``q`` two a byte, the
+    even one high, in the CUDA tiles, and ``(in / 32, out, 2)`` pairs ``(d, m + 8d)``."""
+    pairs = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)
+    weight = torch.ops.aten._convert_weight_to_int4pack(pairs.to(device), CUDA_INNER_K_TILES)
+    scales_and_zeros = torch.stack([d.float().t(), (m.float() + 8 * d.float()).t()], dim=-1)
+    return weight, scales_and_zeros.to(device=device, dtype=dtype).contiguous()
+
+
+def cpu_tiles(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``q`` ``(out, in)`` and ``d``, ``m`` ``(out, in / 32)`` in the layout of ``int4_mm.cpp``:
+    ``(out / 4, in / 64, 160)`` bytes, a tile per 4 rows and 2 blocks, their 32-byte codes
+    then their float16 ``(dA, dB, mA, mB)``. Rows and blocks of zeros (``d = m = 0``) pad
+    the matrix to whole tiles."""
+    rows, cols = q.shape
+    pad_rows, pad_cols = -rows % TILE_ROWS, -cols % (2 * GROUP)
+    q = F.pad(q.to(torch.uint8), (0, pad_cols, 0, pad_rows))
+    d, m = (F.pad(t.to(torch.float16), (0, pad_cols // GROUP, 0, pad_rows)) for t in (d, m))
+    n, pairs = q.shape[0], q.shape[1] // (2 * GROUP)
+    # byte j of a block's 16: weight j in the low 4 bits, weight 16 + j in the high 4
+    halves = q.view(n, pairs, 2, 2, GROUP // 2)  # (row, pair, block A or B, first or second 16, j)
+    codes = (halves[:, :, :, 0] | halves[:, :, :, 1] << 4).reshape(n, pairs, GROUP)
+    scales = torch.stack([d.view(n, pairs, 2), m.view(n, pairs, 2)], dim=2).reshape(n, pairs, 4)
+    per_tile = [t.view(n // TILE_ROWS, TILE_ROWS, pairs, -1).transpose(1, 2).reshape(n // TILE_ROWS, pairs, -1)
+                for t in (codes, scales.view(torch.uint8))]
+    return torch.cat(per_tile, dim=-1).contiguous()
 
 
 # --8<-- [start:int4_linear]
 class Int4Linear(nn.Module):
-    """``y = x @ W.T`` with ``W = scale*(q - 8) + zero`` in groups of 32 along ``in_features``.
+    """``y = x @ W.T`` with ``W = d*q + m`` in blocks of 32 along ``in_features``: ``Q4_1``.
 
-    Made from ``q`` ``(out, in)`` (0 to 15) and ``scale``, ``zero`` ``(out, in / 32)``;
-    the float arguments are rounded to ``dtype``, the dtype the input must have.
+    Made from ``q`` ``(out, in)`` (0 to 15) and ``d``, ``m`` ``(out, in / 32)``, which the
+    CPU kernel keeps as float16 (the file's own) and the CUDA one rounds to ``dtype``, the
+    dtype the input must have.
     """
 
-    def __init__(self, q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, dtype: torch.dtype, device):
+    def __init__(self, q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, dtype: torch.dtype, device):
         super().__init__()
         self.out_features, self.in_features = q.shape
         if self.in_features % GROUP:
             raise ValueError(f"in_features={self.in_features} is not a multiple of the group size {GROUP}")
         if q.min() < 0 or q.max() > 15:
             raise ValueError("4-bit weights must lie between 0 and 15")
-        # The kernels take a multiple of 16 output features: extra rows of zero weights
-        # (q = 8, zero = 0) give outputs that forward cuts off.
-        pad = -self.out_features % 16
-        q = torch.cat([q, torch.full((pad, self.in_features), 8, dtype=q.dtype)])
-        scale, zero = (torch.cat([t.float(), t.new_zeros(pad, t.shape[1], dtype=torch.float32)]) for t in (scale, zero))
         device = torch.device(device)
-        self.register_buffer("weight", pack_int4(q, device))
-        # (in / 32, out, 2): the kernels' layout of the groups' (scale, zero) pairs
-        scales_and_zeros = torch.stack([scale.float().t(), zero.float().t()], dim=-1)
-        self.register_buffer("scales_and_zeros", scales_and_zeros.to(device=device, dtype=dtype).contiguous())
+        if device.type == "cuda":
+            # The CUDA kernel takes a multiple of 16 output features: extra rows of zero
+            # weights (q = 8, d = m = 0) give outputs that forward cuts off.
+            pad = -self.out_features % 16
+            q = torch.cat([q, torch.full((pad, self.in_features), 8, dtype=q.dtype)])
+            d, m = (torch.cat([t.float(), t.new_zeros(pad, t.shape[1], dtype=torch.float32)]) for t in (d, m))
+            weight, scales_and_zeros = cuda_int4pack(q, d, m, dtype, device)
+            self.register_buffer("scales_and_zeros", scales_and_zeros)
+        else:
+            kernels.load()
+            weight = cpu_tiles(q, d, m).to(device)
+        self.register_buffer("weight", weight)
 
-    @classmethod
-    def from_q4_1(cls, q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, dtype: torch.dtype, device) -> "Int4Linear":
-        """The ``Q4_1`` blocks ``(q, d, m)`` as they are: ``d*q + m = d*(q - 8) + (m + 8d)``."""
-        return cls(q, d, m.float() + 8 * d.float(), dtype, device)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``x @ W.T`` in ``x``'s dtype, or in ``out_dtype`` (float32 keeps the sums' precision)."""
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x has {x.shape[-1]} features; this layer takes {self.in_features}")
         rows = x.reshape(-1, self.in_features)
         if rows.is_cuda:
-            y = torch.ops.aten._weight_int4pack_mm(rows, self.weight, GROUP, self.scales_and_zeros)
+            y = torch.ops.aten._weight_int4pack_mm(rows, self.weight, GROUP, self.scales_and_zeros)[:, : self.out_features]
+            y = y.to(out_dtype or y.dtype)
         else:
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, self.weight, GROUP, self.scales_and_zeros)
-        if y.shape[-1] != self.out_features:
-            y = y[:, : self.out_features]
+            y = torch.ops.llama_notes.int4_mm(rows, self.weight, self.out_features, out_dtype)
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -114,18 +137,19 @@ class Int4Linear(nn.Module):
 
 class Int8Output(nn.Module):
     """``y = x @ W.T`` with ``W = d*q``, ``q`` 8-bit in groups of 32: the ``Q8_0`` numbers as
-    two 4-bit products, ``q = 16*hi + lo``."""
+    two 4-bit products, ``q = 16*hi + lo``. The logits come out in float32."""
 
     def __init__(self, q: torch.Tensor, d: torch.Tensor, dtype: torch.dtype, device):
         super().__init__()
         q = q.to(torch.int16)
         lo, hi = q & 0x0F, q >> 4  # q = 16*hi + lo; >> rounds down, so hi is -8 to 7
-        d = d.float()
-        self.high = Int4Linear(hi + 8, 16 * d, torch.zeros_like(d), dtype, device)
-        self.low = Int4Linear(lo, d, 8 * d, dtype, device)
+        d = d.float()  # 16d and -128d are as exact as d: powers of two
+        self.high = Int4Linear(hi + 8, 16 * d, -128 * d, dtype, device)  # 16d*(hi + 8) - 128d = 16d*hi
+        self.low = Int4Linear(lo, d, torch.zeros_like(d), dtype, device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.high(x) + self.low(x)
+        # float32 logits: rounding each half to bfloat16 would move a logit of 20 by up to 0.06
+        return self.high(x, torch.float32) + self.low(x, torch.float32)
 
     def extra_repr(self) -> str:
         return f"in_features={self.low.in_features}, out_features={self.low.out_features}, Q8_0 as two 4-bit halves"
@@ -167,7 +191,7 @@ def quantize_from_gguf(model: nn.Module, file: GGUFFile, device: torch.device) -
         for name, (parts, _hf) in LINEARS.items():
             parent, attr = name.split(".")
             q, d, m = _q4_1(file, [f"blk.{i}.{p}.weight" for p in parts])
-            setattr(getattr(layer, parent), attr, Int4Linear.from_q4_1(q, d, m, dtype, device))
+            setattr(getattr(layer, parent), attr, Int4Linear(q, d, m, dtype, device))
     if file.quant_type("token_embd.weight") != GGMLQuantizationType.Q8_0:
         raise ValueError(f"token_embd.weight is {file.quant_type('token_embd.weight').name}; q4 expects Q8_0")
     q, d = q8_0_blocks(file.raw("token_embd.weight"))

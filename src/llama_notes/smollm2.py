@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from llama_notes import cache_root
+
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
@@ -50,8 +52,7 @@ def gguf_path() -> Path:
 def cache_dir() -> Path:
     """Where the converted model lives: ``$LLAMA_NOTES_CACHE/smollm2``, by default
     ``~/.cache/llama-notes/smollm2``."""
-    root = os.environ.get("LLAMA_NOTES_CACHE") or Path.home() / ".cache" / "llama-notes"
-    return Path(root).expanduser() / "smollm2"
+    return cache_root() / "smollm2"
 
 
 def convert(gguf: Path, out: Path) -> None:

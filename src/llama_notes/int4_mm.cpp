@@ -1,0 +1,212 @@
+// y = x @ W.T for W in blocks of 32 weights w = d*q + m (llama.cpp's Q4_1): q from 0 to 15,
+// d and m float16 as the GGUF file stores them. Registered as torch.ops.llama_notes.int4_mm;
+// llama_notes/kernels.py compiles it on first use, for the CPU it runs on.
+//
+// Batch-1 decoding reads every weight once per token, so the layout is made for streaming:
+// the weights of 4 output rows and 2 blocks (64 weights) sit in one 160-byte tile, their 4-bit
+// codes then their scales, and the tiles of 4 rows follow each other. A thread reads one
+// contiguous run of memory, which the hardware prefetchers follow at full speed.
+//
+// The weights are multiplied as the file stores them: the codes q and the float16 d and m.
+// With bfloat16 activations on a CPU with AVX512-VNNI, each block of 32 activations becomes
+// 16-bit integers and one scale (amax / 32767: 15 significant bits, where bfloat16 has 8),
+// and vpdpwssd adds 32 exact integer products per instruction; otherwise a plain loop
+// (vectorized by the compiler) multiplies in float32.
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
+#include <immintrin.h>
+#define LLAMA_NOTES_AVX512VNNI 1
+#endif
+
+namespace {
+
+constexpr int64_t GROUP = 32;        // weights per block
+constexpr int64_t PAIR = 2 * GROUP;  // the blocks A and B of a tile
+constexpr int64_t ROWS = 4;          // output rows per tile
+constexpr int64_t CODE_BYTES = PAIR / 2;
+constexpr int64_t TILE = ROWS * CODE_BYTES + ROWS * 4 * 2;  // codes, then (dA, dB, mA, mB) float16 per row
+
+// Byte i (0 to 31) of a row's codes holds, in its low nibble, weight i of [A0..A15, B0..B15]
+// and, in its high nibble, weight i of [A16..A31, B16..B31]: split, each half lines up with
+// 32 activations, and its 16 sums of pairs fall in lanes 0-7 for block A, 8-15 for block B.
+inline int code(const uint8_t* codes, int block, int j) {
+  const uint8_t byte = codes[block * 16 + j % 16];
+  return j < 16 ? byte & 0x0F : byte >> 4;
+}
+
+// The activations, in blocks of 32. For the portable path: float32 values and block sums.
+// For the AVX512-VNNI path: 16-bit integers in the order [A0..15, B0..15, A16..31, B16..31]
+// of each tile, and per tile (scale A, scale B, sum A, sum B), the sums for the m terms.
+struct Activations {
+  at::Tensor values;  // (M, pairs * 64): float32 in block order, or int16 reordered
+  at::Tensor scales;  // (M, pairs, 4) float32
+};
+
+template <typename T>
+Activations prepare(const T* x, int64_t M, int64_t K, int64_t pairs, bool integers, const at::TensorOptions& opts) {
+  Activations a;
+  a.values = at::empty({M, pairs * PAIR}, opts.dtype(integers ? at::kShort : at::kFloat));
+  a.scales = at::empty({M, pairs, 4}, opts.dtype(at::kFloat));
+  float* scales = a.scales.data_ptr<float>();
+  at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      for (int64_t b = 0; b < pairs * 2; ++b) {
+        float block[GROUP], sum = 0.0f, amax = 0.0f;
+        for (int j = 0; j < GROUP; ++j) {
+          const int64_t k = b * GROUP + j;
+          block[j] = k < K ? static_cast<float>(x[m * K + k]) : 0.0f;  // zeros pad K to the tiles
+          sum += block[j];
+          amax = std::max(amax, std::abs(block[j]));
+        }
+        float* s = scales + (m * pairs + b / 2) * 4;
+        s[2 + b % 2] = sum;
+        if (integers) {
+          const float d = amax / 32767.0f, inverse = amax > 0.0f ? 32767.0f / amax : 0.0f;
+          s[b % 2] = d;
+          int16_t* out = a.values.data_ptr<int16_t>() + m * pairs * PAIR + (b / 2) * PAIR;
+          for (int j = 0; j < GROUP; ++j)
+            out[(j / 16) * 32 + (b % 2) * 16 + j % 16] = static_cast<int16_t>(std::nearbyint(block[j] * inverse));
+        } else {
+          s[b % 2] = 1.0f;
+          std::memcpy(a.values.data_ptr<float>() + m * pairs * PAIR + b * GROUP, block, sizeof block);
+        }
+      }
+    }
+  });
+  return a;
+}
+
+// One tile row against one activation row, in float32: the portable path.
+inline float dot_tile(const uint8_t* codes, const c10::Half* scales, const float* x, const float* sums) {  // sums: (1, 1, sum A, sum B)
+  float t[2];
+  for (int block = 0; block < 2; ++block) {
+    float lanes[16] = {};  // independent sums the compiler turns into one vector
+    for (int j = 0; j < GROUP; ++j) lanes[j % 16] += code(codes, block, j) * x[block * GROUP + j];
+    t[block] = 0.0f;
+    for (float lane : lanes) t[block] += lane;
+  }
+  return t[0] * static_cast<float>(scales[0]) + t[1] * static_cast<float>(scales[1]) +
+         static_cast<float>(scales[2]) * sums[2] + static_cast<float>(scales[3]) * sums[3];
+}
+
+template <typename T>
+void mm_portable(const uint8_t* w, const Activations& a, T* y, int64_t M, int64_t N, int64_t pairs) {
+  const float* x = a.values.data_ptr<float>();
+  const float* sums = a.scales.data_ptr<float>();
+  at::parallel_for(0, (N + ROWS - 1) / ROWS, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      for (int64_t m = 0; m < M; ++m) {
+        float acc[ROWS] = {};
+        for (int64_t p = 0; p < pairs; ++p) {
+          const uint8_t* tile = w + (t * pairs + p) * TILE;
+          const auto* scales = reinterpret_cast<const c10::Half*>(tile + ROWS * CODE_BYTES);
+          for (int r = 0; r < ROWS; ++r)
+            acc[r] += dot_tile(tile + r * CODE_BYTES, scales + 4 * r, x + (m * pairs + p) * PAIR, sums + (m * pairs + p) * 4);
+        }
+        for (int r = 0; r < ROWS && t * ROWS + r < N; ++r) y[m * N + t * ROWS + r] = T(acc[r]);
+      }
+    }
+  });
+}
+
+#ifdef LLAMA_NOTES_AVX512VNNI
+template <typename T>
+void mm_avx512vnni(const uint8_t* w, const Activations& a, T* y, int64_t M, int64_t N, int64_t pairs) {
+  const auto* x = a.values.data_ptr<int16_t>();
+  const float* xs = a.scales.data_ptr<float>();
+  at::parallel_for(0, (N + ROWS - 1) / ROWS, 16, [&](int64_t begin, int64_t end) {
+    const __m512i low = _mm512_set1_epi16(0x0F);
+    // lanes of the 4 rows' products (dA dxA, dB dxB, mA sA, mB sB) that scale row r's sums:
+    // dA dxA for lanes 0-7 (block A), dB dxB for lanes 8-15 (block B)
+    const __m512i a_then_b[ROWS] = {
+        _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+        _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
+        _mm512_set_epi32(9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 8),
+        _mm512_set_epi32(13, 13, 13, 13, 13, 13, 13, 13, 12, 12, 12, 12, 12, 12, 12, 12)};
+    for (int64_t t = begin; t < end; ++t) {
+      for (int64_t m = 0; m < M; ++m) {
+        __m512 acc[ROWS];
+        for (int r = 0; r < ROWS; ++r) acc[r] = _mm512_setzero_ps();
+        __m512 macc = _mm512_setzero_ps();  // the m terms, in lanes 2 and 3 of each row's 4
+        for (int64_t p = 0; p < pairs; ++p) {
+          const uint8_t* tile = w + (t * pairs + p) * TILE;
+          _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE), _MM_HINT_T0);  // 8 tiles ahead
+          _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE + 64), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE + 128), _MM_HINT_T0);
+          const __m512i x1 = _mm512_loadu_si512(x + (m * pairs + p) * PAIR);
+          const __m512i x2 = _mm512_loadu_si512(x + (m * pairs + p) * PAIR + 32);
+          const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + ROWS * CODE_BYTES)));
+          const __m512 scaled = _mm512_mul_ps(dm, _mm512_broadcast_f32x4(_mm_loadu_ps(xs + (m * pairs + p) * 4)));
+          macc = _mm512_add_ps(macc, scaled);
+          for (int r = 0; r < ROWS; ++r) {
+            const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + r * CODE_BYTES)));
+            __m512i dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, low), x1);
+            dot = _mm512_dpwssd_epi32(dot, _mm512_srli_epi16(v, 4), x2);  // exact: below 2^24, so is the float
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(a_then_b[r], scaled), acc[r]);
+          }
+        }
+        alignas(64) float m16[16];
+        _mm512_store_ps(m16, macc);
+        for (int r = 0; r < ROWS && t * ROWS + r < N; ++r)
+          y[m * N + t * ROWS + r] = T(_mm512_reduce_add_ps(acc[r]) + (m16[4 * r + 2] + m16[4 * r + 3]));
+      }
+    }
+  });
+}
+#endif
+
+template <typename T, typename Out>
+void run(const at::Tensor& x, const at::Tensor& tiles, at::Tensor& y, int64_t M, int64_t K, int64_t N, int64_t pairs) {
+#ifdef LLAMA_NOTES_AVX512VNNI
+  const bool fast = x.scalar_type() == at::kBFloat16;
+#else
+  const bool fast = false;
+#endif
+  const Activations a = prepare(x.data_ptr<T>(), M, K, pairs, fast, x.options());
+#ifdef LLAMA_NOTES_AVX512VNNI
+  if (fast) return mm_avx512vnni(tiles.data_ptr<uint8_t>(), a, y.data_ptr<Out>(), M, N, pairs);
+#endif
+  mm_portable(tiles.data_ptr<uint8_t>(), a, y.data_ptr<Out>(), M, N, pairs);
+}
+
+template <typename T>
+void run_in(const at::Tensor& x, const at::Tensor& tiles, at::Tensor& y, int64_t M, int64_t K, int64_t N, int64_t pairs) {
+  if (y.scalar_type() == at::kBFloat16) run<T, c10::BFloat16>(x, tiles, y, M, K, N, pairs);
+  else run<T, float>(x, tiles, y, M, K, N, pairs);
+}
+
+// y (M, out_features) = x (..., K) @ W.T, in x's dtype or out_dtype (bfloat16 or float32).
+at::Tensor int4_mm(const at::Tensor& x, const at::Tensor& tiles, int64_t out_features, std::optional<at::ScalarType> out_dtype) {
+  TORCH_CHECK_VALUE(tiles.dim() == 3 && tiles.size(2) == TILE && tiles.scalar_type() == at::kByte && tiles.is_contiguous(),
+                    "int4_mm: tiles must be a contiguous uint8 tensor (rows / 4, in / 64, ", TILE, "), got ", tiles.sizes());
+  const int64_t K = x.size(-1), pairs = tiles.size(1), N = out_features, M = x.numel() / std::max<int64_t>(K, 1);
+  TORCH_CHECK_VALUE(K % GROUP == 0 && K <= pairs * PAIR && K > (pairs - 1) * PAIR, "int4_mm: x has ", K,
+                    " features, the tiles hold ", pairs * PAIR, " (or ", pairs * PAIR - GROUP, ", the last block padding)");
+  TORCH_CHECK_VALUE(N <= tiles.size(0) * ROWS && N > (tiles.size(0) - 1) * ROWS, "int4_mm: out_features=", N,
+                    " does not match ", tiles.size(0), " tiles of ", ROWS, " rows");
+  const at::ScalarType out = out_dtype.value_or(x.scalar_type());
+  for (const at::ScalarType t : {x.scalar_type(), out})
+    TORCH_CHECK_VALUE(t == at::kBFloat16 || t == at::kFloat, "int4_mm: x and y must be bfloat16 or float32, got ", t);
+  const at::Tensor rows = x.reshape({M, K}).contiguous();
+  at::Tensor y = at::empty({M, N}, x.options().dtype(out));
+  if (x.scalar_type() == at::kBFloat16) run_in<c10::BFloat16>(rows, tiles, y, M, K, N, pairs);
+  else run_in<float>(rows, tiles, y, M, K, N, pairs);
+  return y;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(llama_notes, m) { m.def("int4_mm(Tensor x, Tensor tiles, int out_features, ScalarType? out_dtype=None) -> Tensor"); }
+TORCH_LIBRARY_IMPL(llama_notes, CPU, m) { m.impl("int4_mm", &int4_mm); }
