@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__F16C__)
 #include <immintrin.h>
@@ -54,6 +55,24 @@ struct Activations {
   at::Tensor scales;  // (M, pairs, 4) float32
 };
 
+#ifdef LLAMA_NOTES_AVX512VNNI
+// One block of 32 bfloat16 activations as 16-bit integers (out[0..15] and out[32..47]), its
+// scale in s[ab] and its sum in s[2 + ab]: what the loop in prepare computes, vectorized.
+inline void quantize_block(const uint16_t* x, int16_t* out, float* s, int ab) {
+  const auto as_float = [](const uint16_t* p) {  // bfloat16 is the high half of a float32
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  };
+  const __m512 v0 = as_float(x), v1 = as_float(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+  const __m512 inverse = _mm512_set1_ps(amax > 0.0f ? 32767.0f / amax : 0.0f);
+  s[ab] = amax / 32767.0f;
+  s[2 + ab] = _mm512_reduce_add_ps(_mm512_add_ps(v0, v1));
+  // cvtps rounds to nearest even, as std::nearbyint does in the default rounding mode
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v0, inverse))));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v1, inverse))));
+}
+#endif
+
 template <typename T>
 Activations prepare(const T* x, int64_t M, int64_t K, int64_t pairs, bool integers, const at::TensorOptions& opts) {
   Activations a;
@@ -63,6 +82,16 @@ Activations prepare(const T* x, int64_t M, int64_t K, int64_t pairs, bool intege
   at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) {
       for (int64_t b = 0; b < pairs * 2; ++b) {
+#ifdef LLAMA_NOTES_AVX512VNNI
+        if constexpr (std::is_same_v<T, c10::BFloat16>) {
+          if (integers && (b + 1) * GROUP <= K) {  // the same numbers, 16 at a time
+            quantize_block(reinterpret_cast<const uint16_t*>(x + m * K + b * GROUP),
+                           a.values.data_ptr<int16_t>() + m * pairs * PAIR + (b / 2) * PAIR + (b % 2) * 16,
+                           scales + (m * pairs + b / 2) * 4, b % 2);
+            continue;
+          }
+        }
+#endif
         float block[GROUP], sum = 0.0f, amax = 0.0f;
         for (int j = 0; j < GROUP; ++j) {
           const int64_t k = b * GROUP + j;
