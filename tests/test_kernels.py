@@ -1,4 +1,10 @@
-"""The C++ kernel's build on first use: once per source, never half-written."""
+"""The C++ kernel's build on first use: once per source and flags, never half-written, and
+its portable loop for CPUs without AVX512-VNNI."""
+
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 
@@ -29,3 +35,28 @@ def test_a_failing_build_says_so_and_leaves_no_library(tmp_path, cache):
     with pytest.raises(RuntimeError, match=r"compiling broken.cpp failed:\n.*broken.cpp:1"):
         kernels.build(source)
     assert list(cache.iterdir()) == []
+
+
+PORTABLE = """
+import torch
+from llama_notes import quant
+torch.manual_seed(0)
+q, d, m = torch.randint(0, 16, (13, 96)), (torch.rand(13, 3) * 0.02).half(), (torch.randn(13, 3) * 0.05).half()
+x = torch.randn(3, 96).bfloat16()
+y = quant.Int4Linear(q, d, m, torch.bfloat16, "cpu")(x, torch.float32)
+W = d.double().repeat_interleave(32, 1) * q.double() + m.double().repeat_interleave(32, 1)
+exact, magnitude = x.double() @ W.t(), x.double().abs() @ W.abs().t()
+print(((y.double() - exact).abs() <= 96 * 2.0**-24 * magnitude).all().item())
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="-mno-avx512vnni is an x86 flag")
+def test_a_cpu_without_avx512_vnni_multiplies_bfloat16_in_float32(tmp_path):
+    """Most laptops lack AVX512-VNNI: built without it (CXXFLAGS), the kernel takes its
+    portable loop, which multiplies bfloat16 activations exactly in float32, within the
+    sums' rounding and nothing looser (the 16-bit integer path would not hold that bound)."""
+    env = {**os.environ, "CXXFLAGS": "-mno-avx512vnni", "LLAMA_NOTES_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", PORTABLE], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
+    assert len(list((tmp_path / "kernels").glob("int4_mm-*.so"))) == 1

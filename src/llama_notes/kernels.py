@@ -5,7 +5,8 @@ The 4-bit matrix product of :mod:`llama_notes.quant` is written for the CPU it r
 Xeon, AVX2 on most laptops, NEON on ARM). It is compiled once per machine into
 ``$LLAMA_NOTES_CACHE/kernels`` (a few seconds; ``torch.compile`` needs the same C++
 compiler), under a name that changes with the source, the torch version and the flags,
-and loaded as ``torch.ops.llama_notes.int4_mm``.
+and loaded as ``torch.ops.llama_notes.int4_mm``. ``CXX`` picks the compiler and
+``CXXFLAGS`` adds flags, as for any C++ build.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,7 @@ def compile_command(source: Path, output: Path) -> list[str]:
         raise RuntimeError("4-bit weights on the CPU need a C++ compiler (g++ or clang++) to build their kernel")
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
     command = [cxx, "-O3", "-march=native", "-shared", "-fPIC", "-std=c++20", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={abi}"]
+    command += shlex.split(os.environ.get("CXXFLAGS", ""))  # e.g. -mno-avx512vnni: the portable loop
     if sys.platform.startswith("linux"):
         command.append("-fopenmp")  # ATen's parallel_for is OpenMP in torch's Linux wheels
     command += [f"-I{p}" for p in cpp_extension.include_paths()]
