@@ -151,46 +151,64 @@ void mm_portable(const uint8_t* w, const Activations& a, T* y, int64_t M, int64_
 }
 
 #ifdef LLAMA_NOTES_AVX512VNNI
+// Lanes of the 4 rows' products (dA dxA, dB dxB, mA sA, mB sB) that scale row r's sums:
+// dA dxA for lanes 0-7 (block A), dB dxB for lanes 8-15 (block B).
+inline __m512i a_then_b(int r) {
+  return _mm512_add_epi32(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set1_epi32(4 * r));
+}
+
+// Rows m0 .. m0 + MB - 1 of x against tile t: each tile's codes are unpacked once for the
+// MB rows (a prompt's tokens), which then cost only their multiplications.
+template <int MB, typename T>
+inline void tile_rows(const uint8_t* w, const int16_t* x, const float* xs, T* y, int64_t t, int64_t m0, int64_t N, int64_t pairs) {
+  const __m512i low = _mm512_set1_epi16(0x0F);
+  __m512 acc[MB][ROWS], macc[MB];  // macc: the m terms, in lanes 2 and 3 of each row's 4
+  for (int i = 0; i < MB; ++i) {
+    macc[i] = _mm512_setzero_ps();
+    for (int r = 0; r < ROWS; ++r) acc[i][r] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < pairs; ++p) {
+    const uint8_t* tile = w + (t * pairs + p) * TILE;
+    _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE), _MM_HINT_T0);  // 8 tiles ahead
+    _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE + 128), _MM_HINT_T0);
+    const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + ROWS * CODE_BYTES)));
+    __m512i lo[ROWS], hi[ROWS];
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + r * CODE_BYTES)));
+      lo[r] = _mm512_and_si512(v, low);
+      hi[r] = _mm512_srli_epi16(v, 4);
+    }
+    for (int i = 0; i < MB; ++i) {
+      const int64_t row = (m0 + i) * pairs + p;
+      const __m512i x1 = _mm512_loadu_si512(x + row * PAIR), x2 = _mm512_loadu_si512(x + row * PAIR + 32);
+      const __m512 scaled = _mm512_mul_ps(dm, _mm512_broadcast_f32x4(_mm_loadu_ps(xs + row * 4)));
+      macc[i] = _mm512_add_ps(macc[i], scaled);
+      for (int r = 0; r < ROWS; ++r) {
+        __m512i dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), lo[r], x1);
+        dot = _mm512_dpwssd_epi32(dot, hi[r], x2);  // exact: below 2^24, so is the float
+        acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(a_then_b(r), scaled), acc[i][r]);
+      }
+    }
+  }
+  for (int i = 0; i < MB; ++i) {
+    alignas(64) float m16[16];
+    _mm512_store_ps(m16, macc[i]);
+    for (int r = 0; r < ROWS && t * ROWS + r < N; ++r)
+      y[(m0 + i) * N + t * ROWS + r] = T(_mm512_reduce_add_ps(acc[i][r]) + (m16[4 * r + 2] + m16[4 * r + 3]));
+  }
+}
+
 template <typename T>
 void mm_avx512vnni(const uint8_t* w, const Activations& a, T* y, int64_t M, int64_t N, int64_t pairs) {
   const auto* x = a.values.data_ptr<int16_t>();
   const float* xs = a.scales.data_ptr<float>();
   at::parallel_for(0, (N + ROWS - 1) / ROWS, 16, [&](int64_t begin, int64_t end) {
-    const __m512i low = _mm512_set1_epi16(0x0F);
-    // lanes of the 4 rows' products (dA dxA, dB dxB, mA sA, mB sB) that scale row r's sums:
-    // dA dxA for lanes 0-7 (block A), dB dxB for lanes 8-15 (block B)
-    const __m512i a_then_b[ROWS] = {
-        _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-        _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
-        _mm512_set_epi32(9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 8),
-        _mm512_set_epi32(13, 13, 13, 13, 13, 13, 13, 13, 12, 12, 12, 12, 12, 12, 12, 12)};
     for (int64_t t = begin; t < end; ++t) {
-      for (int64_t m = 0; m < M; ++m) {
-        __m512 acc[ROWS];
-        for (int r = 0; r < ROWS; ++r) acc[r] = _mm512_setzero_ps();
-        __m512 macc = _mm512_setzero_ps();  // the m terms, in lanes 2 and 3 of each row's 4
-        for (int64_t p = 0; p < pairs; ++p) {
-          const uint8_t* tile = w + (t * pairs + p) * TILE;
-          _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE), _MM_HINT_T0);  // 8 tiles ahead
-          _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE + 64), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(tile + 8 * TILE + 128), _MM_HINT_T0);
-          const __m512i x1 = _mm512_loadu_si512(x + (m * pairs + p) * PAIR);
-          const __m512i x2 = _mm512_loadu_si512(x + (m * pairs + p) * PAIR + 32);
-          const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + ROWS * CODE_BYTES)));
-          const __m512 scaled = _mm512_mul_ps(dm, _mm512_broadcast_f32x4(_mm_loadu_ps(xs + (m * pairs + p) * 4)));
-          macc = _mm512_add_ps(macc, scaled);
-          for (int r = 0; r < ROWS; ++r) {
-            const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + r * CODE_BYTES)));
-            __m512i dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, low), x1);
-            dot = _mm512_dpwssd_epi32(dot, _mm512_srli_epi16(v, 4), x2);  // exact: below 2^24, so is the float
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(a_then_b[r], scaled), acc[r]);
-          }
-        }
-        alignas(64) float m16[16];
-        _mm512_store_ps(m16, macc);
-        for (int r = 0; r < ROWS && t * ROWS + r < N; ++r)
-          y[m * N + t * ROWS + r] = T(_mm512_reduce_add_ps(acc[r]) + (m16[4 * r + 2] + m16[4 * r + 3]));
-      }
+      int64_t m = 0;
+      for (; m + 4 <= M; m += 4) tile_rows<4>(w, x, xs, y, t, m, N, pairs);
+      for (; m + 2 <= M; m += 2) tile_rows<2>(w, x, xs, y, t, m, N, pairs);
+      if (m < M) tile_rows<1>(w, x, xs, y, t, m, N, pairs);
     }
   });
 }
