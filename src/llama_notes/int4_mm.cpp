@@ -130,22 +130,28 @@ inline float dot_tile(const uint8_t* codes, const c10::Half* scales, const float
          static_cast<float>(scales[2]) * sums[2] + static_cast<float>(scales[3]) * sums[3];
 }
 
+// fn(t) for every tile of 4 output rows, the tiles shared out among the threads.
+template <typename F>
+void for_each_tile(int64_t N, const F& fn) {
+  at::parallel_for(0, (N + ROWS - 1) / ROWS, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) fn(t);
+  });
+}
+
 template <typename T>
 void mm_portable(const uint8_t* w, const Activations& a, T* y, int64_t M, int64_t N, int64_t pairs) {
   const float* x = a.values.data_ptr<float>();
   const float* sums = a.scales.data_ptr<float>();
-  at::parallel_for(0, (N + ROWS - 1) / ROWS, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      for (int64_t m = 0; m < M; ++m) {
-        float acc[ROWS] = {};
-        for (int64_t p = 0; p < pairs; ++p) {
-          const uint8_t* tile = w + (t * pairs + p) * TILE;
-          const auto* scales = reinterpret_cast<const c10::Half*>(tile + ROWS * CODE_BYTES);
-          for (int r = 0; r < ROWS; ++r)
-            acc[r] += dot_tile(tile + r * CODE_BYTES, scales + 4 * r, x + (m * pairs + p) * PAIR, sums + (m * pairs + p) * 4);
-        }
-        for (int r = 0; r < ROWS && t * ROWS + r < N; ++r) y[m * N + t * ROWS + r] = T(acc[r]);
+  for_each_tile(N, [&](int64_t t) {
+    for (int64_t m = 0; m < M; ++m) {
+      float acc[ROWS] = {};
+      for (int64_t p = 0; p < pairs; ++p) {
+        const uint8_t* tile = w + (t * pairs + p) * TILE;
+        const auto* scales = reinterpret_cast<const c10::Half*>(tile + ROWS * CODE_BYTES);
+        for (int r = 0; r < ROWS; ++r)
+          acc[r] += dot_tile(tile + r * CODE_BYTES, scales + 4 * r, x + (m * pairs + p) * PAIR, sums + (m * pairs + p) * 4);
       }
+      for (int r = 0; r < ROWS && t * ROWS + r < N; ++r) y[m * N + t * ROWS + r] = T(acc[r]);
     }
   });
 }
@@ -203,13 +209,11 @@ template <typename T>
 void mm_avx512vnni(const uint8_t* w, const Activations& a, T* y, int64_t M, int64_t N, int64_t pairs) {
   const auto* x = a.values.data_ptr<int16_t>();
   const float* xs = a.scales.data_ptr<float>();
-  at::parallel_for(0, (N + ROWS - 1) / ROWS, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      int64_t m = 0;
-      for (; m + 4 <= M; m += 4) tile_rows<4>(w, x, xs, y, t, m, N, pairs);
-      for (; m + 2 <= M; m += 2) tile_rows<2>(w, x, xs, y, t, m, N, pairs);
-      if (m < M) tile_rows<1>(w, x, xs, y, t, m, N, pairs);
-    }
+  for_each_tile(N, [&](int64_t t) {
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4) tile_rows<4>(w, x, xs, y, t, m, N, pairs);
+    for (; m + 2 <= M; m += 2) tile_rows<2>(w, x, xs, y, t, m, N, pairs);
+    if (m < M) tile_rows<1>(w, x, xs, y, t, m, N, pairs);
   });
 }
 #endif
