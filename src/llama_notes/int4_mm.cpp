@@ -21,7 +21,6 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <optional>
 #include <type_traits>
@@ -57,7 +56,7 @@ struct Activations {
 
 #ifdef LLAMA_NOTES_AVX512VNNI
 // One block of 32 bfloat16 activations as 16-bit integers (out[0..15] and out[32..47]), its
-// scale in s[ab] and its sum in s[2 + ab]: what the loop in prepare computes, vectorized.
+// scale (amax / 32767) in s[ab] and its sum in s[2 + ab].
 inline void quantize_block(const uint16_t* x, int16_t* out, float* s, int ab) {
   const auto as_float = [](const uint16_t* p) {  // bfloat16 is the high half of a float32
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
@@ -67,49 +66,51 @@ inline void quantize_block(const uint16_t* x, int16_t* out, float* s, int ab) {
   const __m512 inverse = _mm512_set1_ps(amax > 0.0f ? 32767.0f / amax : 0.0f);
   s[ab] = amax / 32767.0f;
   s[2 + ab] = _mm512_reduce_add_ps(_mm512_add_ps(v0, v1));
-  // cvtps rounds to nearest even, as std::nearbyint does in the default rounding mode
+  // cvtps rounds to the nearest integer, ties to even (the default rounding mode)
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v0, inverse))));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v1, inverse))));
 }
 #endif
 
+// Whether activations of type T go to the AVX512-VNNI path as 16-bit integers.
 template <typename T>
-Activations prepare(const T* x, int64_t M, int64_t K, int64_t pairs, bool integers, const at::TensorOptions& opts) {
+#ifdef LLAMA_NOTES_AVX512VNNI
+constexpr bool kIntegers = std::is_same_v<T, c10::BFloat16>;
+#else
+constexpr bool kIntegers = false;
+#endif
+
+template <typename T>
+Activations prepare(const T* x, int64_t M, int64_t K, int64_t pairs, const at::TensorOptions& opts) {
   Activations a;
-  a.values = at::empty({M, pairs * PAIR}, opts.dtype(integers ? at::kShort : at::kFloat));
+  a.values = at::empty({M, pairs * PAIR}, opts.dtype(kIntegers<T> ? at::kShort : at::kFloat));
   a.scales = at::empty({M, pairs, 4}, opts.dtype(at::kFloat));
-  float* scales = a.scales.data_ptr<float>();
   at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) {
       for (int64_t b = 0; b < pairs * 2; ++b) {
+        float* s = a.scales.data_ptr<float>() + (m * pairs + b / 2) * 4;
+        const bool padding = b * GROUP >= K;  // K is a multiple of 32: a block is all x or all padding
+        if constexpr (kIntegers<T>) {
 #ifdef LLAMA_NOTES_AVX512VNNI
-        if constexpr (std::is_same_v<T, c10::BFloat16>) {
-          if (integers && (b + 1) * GROUP <= K) {  // the same numbers, 16 at a time
-            quantize_block(reinterpret_cast<const uint16_t*>(x + m * K + b * GROUP),
-                           a.values.data_ptr<int16_t>() + m * pairs * PAIR + (b / 2) * PAIR + (b % 2) * 16,
-                           scales + (m * pairs + b / 2) * 4, b % 2);
+          int16_t* out = a.values.data_ptr<int16_t>() + m * pairs * PAIR + (b / 2) * PAIR + (b % 2) * 16;
+          if (!padding) {
+            quantize_block(reinterpret_cast<const uint16_t*>(x + m * K + b * GROUP), out, s, b % 2);
             continue;
           }
-        }
+          std::fill_n(out, 16, int16_t{0});
+          std::fill_n(out + 32, 16, int16_t{0});
+          s[b % 2] = 0.0f;  // zeros pad K to the tiles: scale 0, sum 0
+          s[2 + b % 2] = 0.0f;
 #endif
-        float block[GROUP], sum = 0.0f, amax = 0.0f;
-        for (int j = 0; j < GROUP; ++j) {
-          const int64_t k = b * GROUP + j;
-          block[j] = k < K ? static_cast<float>(x[m * K + k]) : 0.0f;  // zeros pad K to the tiles
-          sum += block[j];
-          amax = std::max(amax, std::abs(block[j]));
-        }
-        float* s = scales + (m * pairs + b / 2) * 4;
-        s[2 + b % 2] = sum;
-        if (integers) {
-          const float d = amax / 32767.0f, inverse = amax > 0.0f ? 32767.0f / amax : 0.0f;
-          s[b % 2] = d;
-          int16_t* out = a.values.data_ptr<int16_t>() + m * pairs * PAIR + (b / 2) * PAIR;
-          for (int j = 0; j < GROUP; ++j)
-            out[(j / 16) * 32 + (b % 2) * 16 + j % 16] = static_cast<int16_t>(std::nearbyint(block[j] * inverse));
         } else {
+          float* out = a.values.data_ptr<float>() + m * pairs * PAIR + b * GROUP;
+          float sum = 0.0f;
+          for (int j = 0; j < GROUP; ++j) {
+            out[j] = padding ? 0.0f : static_cast<float>(x[m * K + b * GROUP + j]);  // zeros pad K to the tiles
+            sum += out[j];
+          }
           s[b % 2] = 1.0f;
-          std::memcpy(a.values.data_ptr<float>() + m * pairs * PAIR + b * GROUP, block, sizeof block);
+          s[2 + b % 2] = sum;
         }
       }
     }
@@ -220,14 +221,9 @@ void mm_avx512vnni(const uint8_t* w, const Activations& a, T* y, int64_t M, int6
 
 template <typename T, typename Out>
 void run(const at::Tensor& x, const at::Tensor& tiles, at::Tensor& y, int64_t M, int64_t K, int64_t N, int64_t pairs) {
+  const Activations a = prepare(x.data_ptr<T>(), M, K, pairs, x.options());
 #ifdef LLAMA_NOTES_AVX512VNNI
-  const bool fast = x.scalar_type() == at::kBFloat16;
-#else
-  const bool fast = false;
-#endif
-  const Activations a = prepare(x.data_ptr<T>(), M, K, pairs, fast, x.options());
-#ifdef LLAMA_NOTES_AVX512VNNI
-  if (fast) return mm_avx512vnni(tiles.data_ptr<uint8_t>(), a, y.data_ptr<Out>(), M, N, pairs);
+  if constexpr (kIntegers<T>) return mm_avx512vnni(tiles.data_ptr<uint8_t>(), a, y.data_ptr<Out>(), M, N, pairs);
 #endif
   mm_portable(tiles.data_ptr<uint8_t>(), a, y.data_ptr<Out>(), M, N, pairs);
 }

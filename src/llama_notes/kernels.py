@@ -1,8 +1,8 @@
 """The package's own C++ kernel (``int4_mm.cpp``), compiled for this machine on first use.
 
 The 4-bit matrix product of :mod:`llama_notes.quant` is written for the CPU it runs on:
-``-march=native`` lets the compiler use what this processor has (AVX512-BF16 on a recent
-Xeon, AVX2 on most laptops, NEON on ARM). It is compiled once per machine into
+``-march=native`` lets the compiler use what this processor has (AVX512-VNNI on a recent
+Xeon; AVX2 on most laptops, NEON on ARM, for the portable loop). It is compiled once per machine into
 ``$LLAMA_NOTES_CACHE/kernels`` (a few seconds; ``torch.compile`` needs the same C++
 compiler), under a name that changes with the source, the torch version and the flags,
 and loaded as ``torch.ops.llama_notes.int4_mm``. ``CXX`` picks the compiler and
@@ -11,7 +11,6 @@ and loaded as ``torch.ops.llama_notes.int4_mm``. ``CXX`` picks the compiler and
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils import cpp_extension
 
-from llama_notes import cache_root
+from llama_notes.cache import cache_root, folder_lock
 
 SOURCE = Path(__file__).with_name("int4_mm.cpp")
 
@@ -65,9 +64,7 @@ def build(source: Path = SOURCE) -> Path:
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with folder_lock(out.parent):
         if out.is_file():  # built by another process while this one waited
             return out
         tmp = out.with_name(f".{out.stem}-{os.getpid()}.so")
@@ -78,8 +75,6 @@ def build(source: Path = SOURCE) -> Path:
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
-    finally:
-        os.close(fd)  # releases the lock
     return out
 
 

@@ -15,9 +15,10 @@ output layer to the embedding; the output multiplies by the same 8-bit numbers, 
 as ``q = 16*hi + lo`` (``lo`` from 0 to 15, ``hi`` from -8 to 7) into two 4-bit
 products: ``hi + 8`` with ``d' = 16d, m' = -128d`` and ``lo`` with ``d, m' = 0``.
 
-A 4-bit model computes in bfloat16 (:data:`ACTIVATION_DTYPE`): the CPU kernel multiplies
-32 bfloat16 activations by 32 codes in one instruction where the processor has
-AVX512-BF16, and PyTorch's CUDA kernel takes bfloat16 too.
+A 4-bit model computes in bfloat16 (:data:`ACTIVATION_DTYPE`): where the processor has
+AVX512-VNNI, the CPU kernel turns each block of 32 bfloat16 activations into 16-bit
+integers and adds 32 integer products in one instruction, and PyTorch's CUDA kernel takes
+bfloat16 too.
 """
 
 from __future__ import annotations
@@ -62,7 +63,12 @@ def q8_0_blocks(raw: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 def cuda_int4pack(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, dtype: torch.dtype, device):
     """``(weight, scales_and_zeros)`` for ``_weight_int4pack_mm``: ``q`` two a byte, the
-    even one high, in the CUDA tiles, and ``(in / 32, out, 2)`` pairs ``(d, m + 8d)``."""
+    even one high, in the CUDA tiles, and ``(in / 32, out, 2)`` pairs ``(d, m + 8d)``.
+    The kernel takes a multiple of 16 output features: extra rows of zero weights
+    (``q = 8``, ``d = m = 0``) give outputs that :class:`Int4Linear` cuts off."""
+    pad = -q.shape[0] % 16
+    q = torch.cat([q, torch.full((pad, q.shape[1]), 8, dtype=q.dtype)])
+    d, m = (torch.cat([t.float(), t.new_zeros(pad, t.shape[1], dtype=torch.float32)]) for t in (d, m))
     pairs = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)
     weight = torch.ops.aten._convert_weight_to_int4pack(pairs.to(device), CUDA_INNER_K_TILES)
     scales_and_zeros = torch.stack([d.float().t(), (m.float() + 8 * d.float()).t()], dim=-1)
@@ -106,11 +112,6 @@ class Int4Linear(nn.Module):
             raise ValueError("4-bit weights must lie between 0 and 15")
         device = torch.device(device)
         if device.type == "cuda":
-            # The CUDA kernel takes a multiple of 16 output features: extra rows of zero
-            # weights (q = 8, d = m = 0) give outputs that forward cuts off.
-            pad = -self.out_features % 16
-            q = torch.cat([q, torch.full((pad, self.in_features), 8, dtype=q.dtype)])
-            d, m = (torch.cat([t.float(), t.new_zeros(pad, t.shape[1], dtype=torch.float32)]) for t in (d, m))
             weight, scales_and_zeros = cuda_int4pack(q, d, m, dtype, device)
             self.register_buffer("scales_and_zeros", scales_and_zeros)
         else:

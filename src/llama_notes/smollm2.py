@@ -13,11 +13,9 @@ loads the cache in a couple of seconds.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from llama_notes import cache_root
+from llama_notes.cache import cache_root, folder_lock
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_FILES = ("config.json", "model.safetensors", "tokenizer.json")
@@ -96,18 +94,6 @@ def is_complete(out: Path) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _conversion_lock(parent: Path):
-    """One conversion at a time per cache folder: who holds the lock owns every temporary
-    folder. The lock is on the folder itself, so nothing is left behind."""
-    fd = os.open(parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def ensure_converted() -> Path:
     """The cache directory, converting the GGUF into it first if it is not there yet.
 
@@ -121,7 +107,8 @@ def ensure_converted() -> Path:
     if is_complete(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _conversion_lock(out.parent):
+    # One conversion at a time per cache folder: who holds the lock owns every temporary folder.
+    with folder_lock(out.parent):
         if is_complete(out):  # another process converted it while this one waited
             return out
         for leftover in out.parent.glob(".smollm2-*"):
