@@ -150,7 +150,9 @@ class Llama:
         # --8<-- [start:generate_forward]
         for cur_pos in range(min_prompt_len, total_len):
             logits = self.model.forward(tokens[:, prev_pos:cur_pos], prev_pos)
-            nan_logits = torch.isnan(logits[:, -1]).any()  # read with the end-of-sequence flags below
+            # a NaN anywhere makes the sum NaN: one pass over the vocabulary, read with the
+            # end-of-sequence flags below
+            nan_logits = logits[:, -1].sum(-1).isnan().any()
             # --8<-- [end:generate_forward]
             # --8<-- [start:generate_sample]
             if temperature > 0:

@@ -5,7 +5,7 @@ The 4-bit matrix product of :mod:`llama_notes.quant` is written for the CPU it r
 Xeon; AVX2 on most laptops, NEON on ARM, for the portable loop). It is compiled once per machine into
 ``$LLAMA_NOTES_CACHE/kernels`` (a few seconds; ``torch.compile`` needs the same C++
 compiler), under a name that changes with the source, the torch version and the flags,
-and loaded as ``torch.ops.llama_notes.int4_mm``. ``CXX`` picks the compiler and
+and loaded as ``torch.ops.llama_notes.int4_mm`` (and ``int8_mm``, for 8-bit blocks). ``CXX`` picks the compiler and
 ``CXXFLAGS`` adds flags, as for any C++ build.
 """
 
@@ -80,9 +80,11 @@ def build(source: Path = SOURCE) -> Path:
 
 @functools.cache
 def load() -> None:
-    """Make ``torch.ops.llama_notes.int4_mm`` available in this process (once)."""
+    """Make ``torch.ops.llama_notes.int4_mm`` and ``int8_mm`` available in this process (once)."""
     torch.ops.load_library(str(build()))
 
-    @torch.library.register_fake("llama_notes::int4_mm")
-    def _(x, tiles, out_features, out_dtype=None):  # the output's shape, for torch.compile's tracing
+    def output_shape(x, tiles, out_features, out_dtype=None):  # for torch.compile's tracing
         return x.new_empty(x.numel() // x.shape[-1], out_features, dtype=out_dtype or x.dtype)
+
+    for op in ("int4_mm", "int8_mm"):
+        torch.library.register_fake(f"llama_notes::{op}", output_shape)

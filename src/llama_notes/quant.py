@@ -11,9 +11,10 @@ blocks go in with ``scale = d`` and ``zero = m + 8d``, rounded to the activation
 
 The token embedding is ``Q8_0``: blocks of 32 signed 8-bit ``q`` and one float16 ``d``,
 ``w = d*q`` (8.5 bits a weight). Looking a token up dequantizes its row. SmolLM2 ties its
-output layer to the embedding; the output multiplies by the same 8-bit numbers, split
-as ``q = 16*hi + lo`` (``lo`` from 0 to 15, ``hi`` from -8 to 7) into two 4-bit
-products: ``hi + 8`` with ``d' = 16d, m' = -128d`` and ``lo`` with ``d, m' = 0``.
+output layer to the embedding; the output multiplies by the same 8-bit numbers, on the
+CPU with the same kernel's 8-bit tiles. On CUDA they are split as ``q = 16*hi + lo``
+(``lo`` from 0 to 15, ``hi`` from -8 to 7) into two 4-bit products: ``hi + 8`` with
+``d' = 16d, m' = -128d`` and ``lo`` with ``d, m' = 0``.
 
 A 4-bit model computes in bfloat16 (:data:`ACTIVATION_DTYPE`): where the processor has
 AVX512-VNNI, the CPU kernel turns each block of 32 bfloat16 activations into 16-bit
@@ -75,20 +76,23 @@ def cuda_int4pack(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, dtype: torc
     return weight, scales_and_zeros.to(device=device, dtype=dtype).contiguous()
 
 
-def cpu_tiles(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def cpu_tiles(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None, bits: int = 4) -> torch.Tensor:
     """``q`` ``(out, in)`` and ``d``, ``m`` ``(out, in / 32)`` in the layout of ``int4_mm.cpp``:
-    ``(out / 4, in / 64, 160)`` bytes, a tile per 4 rows and 2 blocks, their 32-byte codes
-    then their float16 ``(dA, dB, mA, mB)``. Rows and blocks of zeros (``d = m = 0``) pad
-    the matrix to whole tiles."""
+    ``(out / 4, in / 64, 160)`` bytes for 4-bit ``q`` (0 to 15), ``(out / 4, in / 64, 272)``
+    for 8-bit ones (-128 to 127, and ``m`` is None): a tile per 4 rows and 2 blocks, their
+    codes (32 or 64 bytes a row) then their float16 ``(dA, dB, mA, mB)``, or ``(dA, dB)``.
+    Rows and blocks of zeros (``d = m = 0``) pad the matrix to whole tiles."""
     rows, cols = q.shape
     pad_rows, pad_cols = -rows % TILE_ROWS, -cols % (2 * GROUP)
-    q = F.pad(q.to(torch.uint8), (0, pad_cols, 0, pad_rows))
-    d, m = (F.pad(t.to(torch.float16), (0, pad_cols // GROUP, 0, pad_rows)) for t in (d, m))
+    q = F.pad(q.to(torch.int16), (0, pad_cols, 0, pad_rows))
+    d, *m = (F.pad(t.to(torch.float16), (0, pad_cols // GROUP, 0, pad_rows)) for t in (d, m) if t is not None)
     n, pairs = q.shape[0], q.shape[1] // (2 * GROUP)
-    # byte j of a block's 16: weight j in the low 4 bits, weight 16 + j in the high 4
     halves = q.view(n, pairs, 2, 2, GROUP // 2)  # (row, pair, block A or B, first or second 16, j)
-    codes = (halves[:, :, :, 0] | halves[:, :, :, 1] << 4).reshape(n, pairs, GROUP)
-    scales = torch.stack([d.view(n, pairs, 2), m.view(n, pairs, 2)], dim=2).reshape(n, pairs, 4)
+    if bits == 4:  # byte j of a block's 16: weight j in the low 4 bits, weight 16 + j in the high 4
+        codes = (halves[:, :, :, 0] | halves[:, :, :, 1] << 4).to(torch.uint8).reshape(n, pairs, GROUP)
+    else:  # a row's 64 bytes: the first 16 of block A, of block B, then the last 16 of each
+        codes = halves.transpose(2, 3).to(torch.int8).reshape(n, pairs, 2 * GROUP).view(torch.uint8)
+    scales = torch.stack([t.view(n, pairs, 2) for t in (d, *m)], dim=2).reshape(n, pairs, -1)
     per_tile = [t.view(n // TILE_ROWS, TILE_ROWS, pairs, -1).transpose(1, 2).reshape(n // TILE_ROWS, pairs, -1)
                 for t in (codes, scales.view(torch.uint8))]
     return torch.cat(per_tile, dim=-1).contiguous()
@@ -137,23 +141,39 @@ class Int4Linear(nn.Module):
 
 
 class Int8Output(nn.Module):
-    """``y = x @ W.T`` with ``W = d*q``, ``q`` 8-bit in groups of 32: the ``Q8_0`` numbers as
-    two 4-bit products, ``q = 16*hi + lo``. The logits come out in float32."""
+    """``y = x @ W.T`` with ``W = d*q``, ``q`` 8-bit in groups of 32: ``Q8_0``. The logits come
+    out in float32: rounded to bfloat16, a logit of 20 would move by up to 0.06.
+
+    On the CPU the package's kernel multiplies by the 8-bit numbers in one pass
+    (``int8_mm``). On CUDA the layer goes through PyTorch's 4-bit kernel: each number is
+    split as ``q = 16*hi + lo`` into two exact 4-bit products.
+    """
 
     def __init__(self, q: torch.Tensor, d: torch.Tensor, dtype: torch.dtype, device):
         super().__init__()
-        q = q.to(torch.int16)
-        lo, hi = q & 0x0F, q >> 4  # q = 16*hi + lo; >> rounds down, so hi is -8 to 7
-        d = d.float()  # 16d and -128d are as exact as d: powers of two
-        self.high = Int4Linear(hi + 8, 16 * d, -128 * d, dtype, device)  # 16d*(hi + 8) - 128d = 16d*hi
-        self.low = Int4Linear(lo, d, torch.zeros_like(d), dtype, device)
+        self.out_features, self.in_features = q.shape
+        device = torch.device(device)
+        if device.type == "cuda":
+            q = q.to(torch.int16)
+            lo, hi = q & 0x0F, q >> 4  # q = 16*hi + lo; >> rounds down, so hi is -8 to 7
+            d = d.float()  # 16d and -128d are as exact as d: powers of two
+            self.high = Int4Linear(hi + 8, 16 * d, -128 * d, dtype, device)  # 16d*(hi + 8) - 128d = 16d*hi
+            self.low = Int4Linear(lo, d, torch.zeros_like(d), dtype, device)
+        else:
+            kernels.load()
+            self.register_buffer("weight", cpu_tiles(q, d, None, bits=8).to(device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # float32 logits: rounding each half to bfloat16 would move a logit of 20 by up to 0.06
-        return self.high(x, torch.float32) + self.low(x, torch.float32)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x has {x.shape[-1]} features; this layer takes {self.in_features}")
+        if x.is_cuda:
+            return self.high(x, torch.float32) + self.low(x, torch.float32)
+        rows = x.reshape(-1, self.in_features)
+        y = torch.ops.llama_notes.int8_mm(rows, self.weight, self.out_features, torch.float32)
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.low.in_features}, out_features={self.low.out_features}, Q8_0 as two 4-bit halves"
+        return f"in_features={self.in_features}, out_features={self.out_features}, Q8_0"
 
 
 class Int8Embedding(nn.Module):
