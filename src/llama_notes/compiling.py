@@ -25,7 +25,7 @@ AUTOTUNE = {
 # With these, a module whose attribute dict has not changed since (CPython's dict version
 # tags) is skipped with its whole subtree. SmolLM2 has some 280 modules, more than the
 # option's default limit of 256.
-GUARDS = {"use_recursive_dict_tags_for_guards": True, "max_saved_pointers_for_recursive_dict_tags_check": 1024}
+GUARDS = {"use_recursive_dict_tags_for_guards": True, "max_saved_pointers_for_recursive_dict_tags_check": 1024, "specialize_float": True}
 # The autotuner reads a deprecated storage API; the warning is PyTorch's, not the reader's.
 warnings.filterwarnings("ignore", message="TypedStorage is deprecated", module="torch._inductor")
 
