@@ -21,11 +21,17 @@ AUTOTUNE = {
     "autotune_num_choices_displayed": 0,
     "max_autotune_report_choices_stats": False,
 }
-# Before each step Dynamo checks that every module and tensor is the one it compiled for.
-# With these, a module whose attribute dict has not changed since (CPython's dict version
-# tags) is skipped with its whole subtree. SmolLM2 has some 280 modules, more than the
-# option's default limit of 256.
-GUARDS = {"use_recursive_dict_tags_for_guards": True, "max_saved_pointers_for_recursive_dict_tags_check": 1024, "specialize_float": True}
+# What Dynamo does before each step. It checks that every module and tensor is the one it
+# compiled for: with the first two, a module whose attribute dict has not changed since
+# (CPython's dict version tags) is skipped with its whole subtree; SmolLM2 has some 280
+# modules, more than the option's default limit of 256. And a dynamic step takes float
+# attributes as inputs: unless specialized, each norm's eps would become a new tensor
+# before every step (61 of them in SmolLM2).
+DYNAMO = {
+    "use_recursive_dict_tags_for_guards": True,
+    "max_saved_pointers_for_recursive_dict_tags_check": 1024,
+    "specialize_float": True,
+}
 # The autotuner reads a deprecated storage API; the warning is PyTorch's, not the reader's.
 warnings.filterwarnings("ignore", message="TypedStorage is deprecated", module="torch._inductor")
 
@@ -76,7 +82,7 @@ def compile_decoding(model: Transformer) -> Transformer:
                 options.update(AUTOTUNE)
         if low_precision:
             options["emulate_precision_casts"] = True  # on the GPU too: it is about the numbers
-        with torch._inductor.config.patch(options), torch._dynamo.config.patch(GUARDS):
+        with torch._inductor.config.patch(options), torch._dynamo.config.patch(DYNAMO):
             return compiled(tokens, start_pos)
 
     model.decode_step = decode_step

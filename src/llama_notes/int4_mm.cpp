@@ -284,7 +284,7 @@ at::Tensor block_mm(const at::Tensor& x, const at::Tensor& tiles, int64_t out_fe
   for (const at::ScalarType t : {x.scalar_type(), out})
     TORCH_CHECK_VALUE(t == at::kBFloat16 || t == at::kFloat, name, ": x and y must be bfloat16 or float32, got ", t);
   // The layers pass rows (M, K) already: a reshape through the dispatcher costs more than
-  // the check, on every one of a token's 122 products.
+  // the check, on every one of a token's 121 products.
   const at::Tensor rows = x.dim() == 2 && x.is_contiguous() ? x : x.reshape({M, K}).contiguous();
   at::Tensor y = at::empty({M, N}, x.options().dtype(out));
   if (x.scalar_type() == at::kBFloat16) run_in<Bits, c10::BFloat16>(rows, tiles, y, M, K, N, pairs);
