@@ -64,8 +64,8 @@ def compile_decoding(model: Transformer) -> Transformer:
     (``emulate_precision_casts``), and give its logits bit for bit.
     """
     # dynamic: one compiled step serves every start_pos, another every batch size above 1.
-    # The guards on the modules stay (skipping them would save 0.5 ms per step): every
-    # Transformer shares the code of _forward, and only they tell one model from another.
+    # The guards on the modules stay (DYNAMO keeps them cheap): every Transformer shares
+    # the code of _forward, and only they tell one model from another.
     compiled = torch.compile(model._forward, dynamic=True, fullgraph=True)
     low_precision = model.norm.weight.dtype in (torch.bfloat16, torch.float16)  # the activations' dtype
 

@@ -72,7 +72,7 @@ def cuda_int4pack(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, dtype: torc
     d, m = (torch.cat([t.float(), t.new_zeros(pad, t.shape[1], dtype=torch.float32)]) for t in (d, m))
     pairs = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)
     weight = torch.ops.aten._convert_weight_to_int4pack(pairs.to(device), CUDA_INNER_K_TILES)
-    scales_and_zeros = torch.stack([d.float().t(), (m.float() + 8 * d.float()).t()], dim=-1)
+    scales_and_zeros = torch.stack([d.t(), (m + 8 * d).t()], dim=-1)
     return weight, scales_and_zeros.to(device=device, dtype=dtype).contiguous()
 
 
@@ -96,6 +96,13 @@ def cpu_tiles(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None, bits: in
     per_tile = [t.view(n // TILE_ROWS, TILE_ROWS, pairs, -1).transpose(1, 2).reshape(n // TILE_ROWS, pairs, -1)
                 for t in (codes, scales.view(torch.uint8))]
     return torch.cat(per_tile, dim=-1).contiguous()
+
+
+def as_rows(x: torch.Tensor, in_features: int) -> torch.Tensor:
+    """``x`` ``(..., in_features)`` as the rows ``(M, in_features)`` that the kernels take."""
+    if x.shape[-1] != in_features:
+        raise ValueError(f"x has {x.shape[-1]} features; this layer takes {in_features}")
+    return x.reshape(-1, in_features)
 
 
 # --8<-- [start:int4_linear]
@@ -125,9 +132,7 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
         """``x @ W.T`` in ``x``'s dtype, or in ``out_dtype`` (float32 keeps the sums' precision)."""
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"x has {x.shape[-1]} features; this layer takes {self.in_features}")
-        rows = x.reshape(-1, self.in_features)
+        rows = as_rows(x, self.in_features)
         if rows.is_cuda:
             y = torch.ops.aten._weight_int4pack_mm(rows, self.weight, GROUP, self.scales_and_zeros)[:, : self.out_features]
             y = y.to(out_dtype or y.dtype)
@@ -164,11 +169,9 @@ class Int8Output(nn.Module):
             self.register_buffer("weight", cpu_tiles(q, d, None, bits=8).to(device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"x has {x.shape[-1]} features; this layer takes {self.in_features}")
         if x.is_cuda:
             return self.high(x, torch.float32) + self.low(x, torch.float32)
-        rows = x.reshape(-1, self.in_features)
+        rows = as_rows(x, self.in_features)
         y = torch.ops.llama_notes.int8_mm(rows, self.weight, self.out_features, torch.float32)
         return y.reshape(*x.shape[:-1], self.out_features)
 
