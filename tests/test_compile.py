@@ -60,14 +60,15 @@ def test_compiled_greedy_equals_hf_generate(hf, compiled):
     assert counters["stats"]["unique_graphs"] == graphs + 1  # the batch step compiled apart
 
 
-def test_a_4_bit_model_compiles_too(tmp_path):
-    """compile=True composes with q4: the step of the tiny GGUF model in 4 bits compiles once
-    (frozen, its matrix products autotuned) and writes the op-by-op model's greedy tokens."""
+@pytest.mark.parametrize("weights", ["q4", "bf16"])
+def test_a_4_bit_or_bfloat16_model_compiles_too(tmp_path, weights):
+    """compile=True composes with q4 and bf16: the step of the tiny GGUF model, its matrix
+    products the package's kernels, compiles once and writes the op-by-op model's greedy tokens."""
     from llama_notes.tiny import write_tiny_gguf
 
     path = write_tiny_gguf(tmp_path / "tiny.gguf")
-    eager = Llama(load(path, "q4", max_seq_len=48, max_batch_size=1), Tokenizer(tiny_hf_tokenizer()))
-    compiled = Llama(compile_decoding(load(path, "q4", max_seq_len=48, max_batch_size=1)), eager.tokenizer)
+    eager = Llama(load(path, weights, max_seq_len=48, max_batch_size=1), Tokenizer(tiny_hf_tokenizer()))
+    compiled = Llama(compile_decoding(load(path, weights, max_seq_len=48, max_batch_size=1)), eager.tokenizer)
     torch._dynamo.reset()
     counters.clear()
     expected = eager.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0]

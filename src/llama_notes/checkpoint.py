@@ -8,7 +8,8 @@ holds them:
 
 - ``"fp32"``: float32, the file's weights dequantized;
 - ``"bf16"`` (or ``"fp16"``): 16-bit weights and activations, half the bytes to stream
-  per token; ``"fp64"`` for exact comparisons;
+  per token (on the CPU, bfloat16 layers are the package's kernel: :mod:`llama_notes.bf16`);
+  ``"fp64"`` for exact comparisons;
 - ``"q4"``: the ``Q4_1`` matrices of a GGUF file as they are stored, and its ``Q8_0``
   embedding in 8 bits (:mod:`llama_notes.quant`), with bfloat16 activations.
 
@@ -135,7 +136,12 @@ def _on_meta(params: ModelArgs) -> Transformer:
 
 
 def _assemble(params: ModelArgs, sd: dict, dtype: torch.dtype, device: torch.device) -> Transformer:
-    return _place(_on_meta(params), sd, dtype, device, strict=True)
+    model = _place(_on_meta(params), sd, dtype, device, strict=True)
+    if dtype == torch.bfloat16 and device.type == "cpu":
+        from llama_notes import bf16
+
+        bf16.use_kernel(model)
+    return model
 
 
 def _place(model: Transformer, sd: dict, dtype: torch.dtype, device: torch.device, strict: bool) -> Transformer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+from torch import nn
 
 from llama_notes.model import Transformer
 
@@ -53,10 +54,11 @@ def compile_decoding(model: Transformer) -> Transformer:
     it) and need a C++ compiler on the CPU, Triton on a GPU. On the CPU the step of a
     batch of prompts has float weights frozen into it and repacked for oneDNN, whose
     kernels multiply several rows at close to the speed of one: change the weights,
-    and compile again. So has every step of a bfloat16 model, whose matrix products
+    and compile again. So has every step of a float16 model, whose matrix products
     TorchInductor also times against its own C++ templates at the first compile
-    (``max_autotune``), which takes longer; a 4-bit model's products are the package's
-    own kernel (:mod:`llama_notes.quant`), called as it is. In float32 the logits differ
+    (``max_autotune``), which takes longer; the products of a bfloat16 or 4-bit model
+    are the package's own kernels (:mod:`llama_notes.bf16`, :mod:`llama_notes.quant`),
+    called as they are. In float32 the logits differ
     from the op-by-op ones by rounding only (about 1e-5), because the fused kernels add
     in another order. In bfloat16 that difference would be a hundred times larger, and
     would change greedy answers where two tokens are close: the fused kernels round
@@ -68,6 +70,8 @@ def compile_decoding(model: Transformer) -> Transformer:
     # the code of _forward, and only they tell one model from another.
     compiled = torch.compile(model._forward, dynamic=True, fullgraph=True)
     low_precision = model.norm.weight.dtype in (torch.bfloat16, torch.float16)  # the activations' dtype
+    # 16-bit nn.Linear layers: float16 ones (bfloat16 ones are the package's kernel on the CPU)
+    linear_16bit = low_precision and any(isinstance(m, nn.Linear) for m in model.modules())
 
     def decode_step(tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
         # On the CPU, one float32 row streams the weights fastest through MKL's
@@ -77,8 +81,8 @@ def compile_decoding(model: Transformer) -> Transformer:
         # `freezing` itself, outside those options, whenever a new shape compiles.
         options = {}
         if tokens.device.type == "cpu":
-            options = {"cpp_wrapper": True, "freezing": tokens.shape[0] > 1 or low_precision}
-            if low_precision:
+            options = {"cpp_wrapper": True, "freezing": tokens.shape[0] > 1 or linear_16bit}
+            if linear_16bit:
                 options.update(AUTOTUNE)
         if low_precision:
             options["emulate_precision_casts"] = True  # on the GPU too: it is about the numbers

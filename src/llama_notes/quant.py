@@ -126,7 +126,7 @@ class Int4Linear(nn.Module):
             weight, scales_and_zeros = cuda_int4pack(q, d, m, dtype, device)
             self.register_buffer("scales_and_zeros", scales_and_zeros)
         else:
-            kernels.load()
+            kernels.load("int4_mm")
             weight = cpu_tiles(q, d, m).to(device)
         self.register_buffer("weight", weight)
 
@@ -165,7 +165,7 @@ class Int8Output(nn.Module):
             self.high = Int4Linear(hi + 8, 16 * d, -128 * d, dtype, device)  # 16d*(hi + 8) - 128d = 16d*hi
             self.low = Int4Linear(lo, d, torch.zeros_like(d), dtype, device)
         else:
-            kernels.load()
+            kernels.load("int4_mm")
             self.register_buffer("weight", cpu_tiles(q, d, None, bits=8).to(device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
