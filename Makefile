@@ -66,11 +66,15 @@ $(BENCH_STAMP): $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/python -m pip install --quiet --no-compile llama-cpp-python==0.3.36
 	touch $@
 
+# Each result goes to a .tmp file first: a failed run leaves the old one, and the site
+# build inside bench_site reads the results of the others (its own included) whole.
 bench: $(BENCH_STAMP)
-	$(BIN)/python scripts/machine.py > benchmarks/results/machine.json
+	$(BIN)/python scripts/machine.py > benchmarks/results/machine.json.tmp
+	mv benchmarks/results/machine.json.tmp benchmarks/results/machine.json
 	@for b in benchmarks/bench_*.py; do \
-	  echo "$$b"; $(BIN)/python $$b > benchmarks/results/$$(basename $$b .py).json || exit 1; \
-	  cat benchmarks/results/$$(basename $$b .py).json; \
+	  out=benchmarks/results/$$(basename $$b .py).json; \
+	  echo "$$b"; $(BIN)/python $$b > $$out.tmp || { rm -f $$out.tmp; exit 1; }; \
+	  mv $$out.tmp $$out; cat $$out; \
 	done
 
 clean:
