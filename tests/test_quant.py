@@ -92,7 +92,7 @@ def test_a_q4_model_is_the_float_model_of_the_same_file(tiny):
     fp32 = load(tiny, "fp32", max_seq_len=32, max_batch_size=2)
     assert isinstance(q4.layers[0].attention.wqkv, quant.Int4Linear)
     assert q4.norm.weight.dtype == quant.ACTIVATION_DTYPE
-    assert q4.layers[0].attention.cache_k.dtype == quant.ACTIVATION_DTYPE
+    assert q4.layers[0].attention.cache_k.dtype == torch.float32  # attention in float32 on the CPU
     tokens = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12], [40, 41, 42, 43, 44, 45, 46, 47]])
     a, b = q4(tokens, 0), fp32(tokens, 0)
     assert a.dtype == torch.float32

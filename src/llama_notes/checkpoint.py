@@ -165,7 +165,18 @@ def _place(model: Transformer, sd: dict, dtype: torch.dtype, device: torch.devic
     on_meta = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
     if on_meta:
         raise ValueError(f"no weights for {', '.join(on_meta)}")
-    return model.setup_caches().eval()
+    return model.setup_caches(cache_dtype=kv_cache_dtype(dtype, device)).eval()
+
+
+def kv_cache_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype of the KV cache, and of attention, for activations of ``dtype`` on ``device``:
+    float32 for 16-bit activations on the CPU, the activations' own dtype otherwise.
+
+    PyTorch's CPU attention multiplies bfloat16 through MKL's bfloat16 matrix-vector
+    product, which some processors (AMD's) run through MKL's generic code, several times
+    slower than float32's. The cache is small next to the weights: twice the bytes cost little.
+    """
+    return torch.float32 if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16) else dtype
 
 
 def _gguf_norm_names(params: ModelArgs) -> dict[str, str]:

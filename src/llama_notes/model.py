@@ -150,11 +150,11 @@ class Attention(nn.Module):
         values = self.cache_v[:bsz, : start_pos + seqlen]
 
         # softmax(xq @ keys^T / sqrt(head_dim) + mask) @ values, every key/value head serving
-        # n_heads // n_kv_heads query heads, in one fused kernel
+        # n_heads // n_kv_heads query heads, in one fused kernel, in the cache's dtype
         output = F.scaled_dot_product_attention(
-            xq.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), attn_mask=mask, enable_gqa=True
+            xq.transpose(1, 2).to(keys.dtype), keys.transpose(1, 2), values.transpose(1, 2), attn_mask=mask, enable_gqa=True
         )  # (bsz, n_heads, seqlen, head_dim)
-        return self.wo(output.transpose(1, 2).reshape(bsz, seqlen, -1))
+        return self.wo(output.transpose(1, 2).reshape(bsz, seqlen, -1).type_as(x))
 
 
 # --8<-- [end:attention]
@@ -209,10 +209,13 @@ class Transformer(nn.Module):
         self.rope = None  # set by setup_caches, with the KV cache
         self.decode_step = None  # set by llama_notes.compiling.compile_decoding
 
-    def setup_caches(self, max_batch_size: int | None = None, max_seq_len: int | None = None) -> "Transformer":
+    def setup_caches(
+        self, max_batch_size: int | None = None, max_seq_len: int | None = None, cache_dtype: torch.dtype | None = None
+    ) -> "Transformer":
         """Allocate the KV cache for ``max_batch_size`` sequences of ``max_seq_len`` positions
-        (by default the sizes in :attr:`params`), on the device and in the dtype of the
-        activations; returns ``self``.
+        (by default the sizes in :attr:`params`), on the device of the activations and in
+        ``cache_dtype`` (by default theirs too); returns ``self``. Attention runs in the
+        cache's dtype.
 
         Called once the weights are in place: a model built on the ``meta`` device gets its
         cache where its weights went. Calling it again gives a new, empty cache.
@@ -224,7 +227,7 @@ class Transformer(nn.Module):
         )
         norm = self.norm.weight  # float in every weight format: the dtype of the activations
         for layer in self.layers:
-            layer.attention.setup_cache(self.params.max_batch_size, self.params.max_seq_len, norm.dtype, norm.device)
+            layer.attention.setup_cache(self.params.max_batch_size, self.params.max_seq_len, cache_dtype or norm.dtype, norm.device)
         # a plain attribute, not a buffer: Module.to(float16) would round the angles' cos and sin
         self.rope = precompute_rope(self.params.dim // self.params.n_heads, self.params.max_seq_len, self.params.rope_theta)
         return self
@@ -255,7 +258,8 @@ class Transformer(nn.Module):
             mask = torch.full((seqlen, seqlen), float("-inf"), device=tokens.device)
             mask = torch.triu(mask, diagonal=1)
             # the new tokens attend to all start_pos cached positions, and causally to each other
-            mask = torch.hstack([torch.zeros((seqlen, start_pos), device=tokens.device), mask]).type_as(h)
+            mask = torch.hstack([torch.zeros((seqlen, start_pos), device=tokens.device), mask])
+            mask = mask.to(self.layers[0].attention.cache_k.dtype)  # attention's dtype
 
         for layer in self.layers:
             h = layer(h, start_pos, rope, mask)
