@@ -136,12 +136,7 @@ def _on_meta(params: ModelArgs) -> Transformer:
 
 
 def _assemble(params: ModelArgs, sd: dict, dtype: torch.dtype, device: torch.device) -> Transformer:
-    model = _place(_on_meta(params), sd, dtype, device, strict=True)
-    if dtype == torch.bfloat16 and device.type == "cpu":
-        from llama_notes import bf16
-
-        bf16.use_kernel(model)
-    return model
+    return _place(_on_meta(params), sd, dtype, device, strict=True)
 
 
 def _place(model: Transformer, sd: dict, dtype: torch.dtype, device: torch.device, strict: bool) -> Transformer:
@@ -152,9 +147,12 @@ def _place(model: Transformer, sd: dict, dtype: torch.dtype, device: torch.devic
     out ``(in, out)`` in memory (a transposed view): a decoding step multiplies one row by
     each matrix, and ``F.linear`` then streams the matrix in the order that measured faster
     on a CPU (``benchmarks/bench_generate.py``, ``layout_*``). So a tied output layer gets
-    its own copy, apart from the embedding, whose rows are looked up.
+    its own copy, apart from the embedding, whose rows are looked up. On the CPU, bfloat16
+    layers become the package's kernel (:mod:`llama_notes.bf16`), which reads them as
+    stored, ``(out, in)``: they keep that layout.
     """
-    linears = {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    bf16_kernel = dtype == torch.bfloat16 and device.type == "cpu"
+    linears = set() if bf16_kernel else {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     moved = {}
     for name, w in sd.items():
         w = w.to(device=device, dtype=dtype, copy=True)
@@ -165,6 +163,10 @@ def _place(model: Transformer, sd: dict, dtype: torch.dtype, device: torch.devic
     on_meta = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
     if on_meta:
         raise ValueError(f"no weights for {', '.join(on_meta)}")
+    if bf16_kernel:
+        from llama_notes import bf16
+
+        bf16.use_kernel(model)  # a q4 model has no nn.Linear left: nothing to replace
     return model.setup_caches(cache_dtype=kv_cache_dtype(dtype, device)).eval()
 
 
