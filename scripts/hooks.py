@@ -99,6 +99,8 @@ def on_files(files, config):
         if _is_notebook(file):
             text = notebook_for_jupytext(expand_includes(file.content_string, settings), config.use_directory_urls)
             nb = jupytext.reads(text, fmt="md")
+            for i, cell in enumerate(nb.cells):  # jupytext's ids are random, and nbconvert writes them into the page
+                cell.id = str(i)
             if config.extra["notebooks"]["execute"]:
                 nb, _ = with_outputs(nb, Path(file.src_uri).stem)
             rendered = (Path(_notebook_dir.name) / file.src_uri).with_suffix(".ipynb")

@@ -5,6 +5,7 @@ import os
 import platform
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -29,12 +30,27 @@ def test_a_source_builds_once_and_again_when_it_changes(tmp_path, cache):
     assert second != first and second.is_file()
 
 
+def test_two_builders_at_once_compile_once(tmp_path, cache, monkeypatch):
+    # a compiler that logs each call: the second builder must wait for the first and load its library
+    log = tmp_path / "calls"
+    cxx = tmp_path / "logging-c++"
+    cxx.write_text(f'#!/bin/sh\necho call >> "{log}"\nsleep 1\nexec c++ "$@"\n')
+    cxx.chmod(0o755)
+    monkeypatch.setenv("CXX", str(cxx))
+    source = tmp_path / "answer.cpp"
+    source.write_text('extern "C" int answer() { return 42; }\n')
+    with ThreadPoolExecutor(2) as pool:
+        built = list(pool.map(kernels.build, [source, source]))
+    assert built[0] == built[1] and built[0].is_file()
+    assert log.read_text() == "call\n"
+
+
 def test_a_failing_build_says_so_and_leaves_no_library(tmp_path, cache):
     source = tmp_path / "broken.cpp"
     source.write_text("int broken( {\n")
     with pytest.raises(RuntimeError, match=r"compiling broken.cpp failed:\n.*broken.cpp:1"):
         kernels.build(source)
-    assert list(cache.iterdir()) == []
+    assert [p.name for p in cache.iterdir()] == [".lock"]  # the build's lock, nothing it wrote
 
 
 PORTABLE = """

@@ -102,6 +102,19 @@ def test_no_page_shows_the_build_machine_or_a_warning(built_site):
                 assert noise == [], url_path(lang, rel)
 
 
+CELL_ID = re.compile(r'id="cell-id=([^"]*)"')
+
+
+def test_notebook_cells_are_numbered_not_random(built_site):
+    """The ids that nbconvert writes into a notebook page are the cells' positions (jupytext
+    draws random ones), so a page builds to the same HTML every time."""
+    for lang in LANGUAGES:
+        for rel in ENGLISH_PAGES:
+            if rel.startswith("notebooks/"):
+                ids = CELL_ID.findall(_html(built_site, lang, rel))
+                assert ids and ids == [str(i) for i in range(len(ids))], url_path(lang, rel)
+
+
 PRIMARY_NAV = re.compile(r'<nav class="md-nav md-nav--primary".*?<ul class="md-nav__list"(?P<list>.*?)</nav>', re.S)
 LINK_LABEL = re.compile(r'class="md-nav__link[^"]*"[^>]*>\s*<span class="md-ellipsis">\s*(?P<label>[^<]*?)\s*</span>')
 
