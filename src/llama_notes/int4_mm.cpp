@@ -188,9 +188,9 @@ inline __m512i a_then_b(int r) {
 template <int Bits, int MB, typename T>
 inline void tile_rows(const uint8_t* w, const int16_t* x, const float* xs, T* y, int64_t t, int64_t m0, int64_t N, int64_t pairs) {
   const __m512i low = _mm512_set1_epi16(0x0F);
-  __m512 acc[MB][ROWS], macc[MB];  // macc: the m terms, in lanes 2 and 3 of each row's 4
+  __m512 acc[MB][ROWS], macc[MB];  // macc: 4-bit blocks' m terms, in lanes 2 and 3 of each row's 4
   for (int i = 0; i < MB; ++i) {
-    macc[i] = _mm512_setzero_ps();
+    if constexpr (Bits == 4) macc[i] = _mm512_setzero_ps();
     for (int r = 0; r < ROWS; ++r) acc[i][r] = _mm512_setzero_ps();
   }
   for (int64_t p = 0; p < pairs; ++p) {
@@ -235,9 +235,12 @@ inline void tile_rows(const uint8_t* w, const int16_t* x, const float* xs, T* y,
   }
   for (int i = 0; i < MB; ++i) {
     alignas(64) float m16[16];
-    _mm512_store_ps(m16, macc[i]);
-    for (int r = 0; r < ROWS && t * ROWS + r < N; ++r)
-      y[(m0 + i) * N + t * ROWS + r] = T(_mm512_reduce_add_ps(acc[i][r]) + (Bits == 4 ? m16[4 * r + 2] + m16[4 * r + 3] : 0.0f));
+    if constexpr (Bits == 4) _mm512_store_ps(m16, macc[i]);
+    for (int r = 0; r < ROWS && t * ROWS + r < N; ++r) {
+      float sum = _mm512_reduce_add_ps(acc[i][r]);
+      if constexpr (Bits == 4) sum += m16[4 * r + 2] + m16[4 * r + 3];
+      y[(m0 + i) * N + t * ROWS + r] = T(sum);
+    }
   }
 }
 
