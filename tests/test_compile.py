@@ -2,7 +2,8 @@
 
 The compiled one-token step is the same code path for any Llama; the tiny model
 compiles in seconds where SmolLM2 takes minutes, so the equivalence is tested here
-(one prompt, and a batch, whose step is compiled apart with frozen weights).
+(one prompt, whose step AOTInductor compiles ahead of time, and a batch, whose step
+Dynamo compiles with frozen weights).
 test_smollm2.py keeps one compiled check on the real model, through the CLI.
 """
 
@@ -45,8 +46,10 @@ def test_compiled_steps_match_op_by_op(hf, compiled):
     for name, llama in (("eager", eager), ("compiled", compiled)):
         llama.model(tokens[:, :4], 0)
         steps[name] = torch.cat([llama.model(tokens[:, i : i + 1], i) for i in range(4, tokens.shape[1])], dim=1)
-    # Seven steps at seven positions went through one compiled graph (dynamic in start_pos).
-    assert counters["stats"]["unique_graphs"] == 1
+    # Seven steps at seven positions went through one step compiled ahead of time (the
+    # position is an input), and none through Dynamo.
+    assert compiled.model.decode_step.one_row.compiles == 1
+    assert counters["stats"]["unique_graphs"] == 0
     assert eager.model.decode_step is None
     assert (steps["compiled"] - steps["eager"]).abs().max() < 1e-4
 
@@ -57,7 +60,17 @@ def test_compiled_greedy_equals_hf_generate(hf, compiled):
     assert compiled.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0] == expected[:1]
     graphs = counters["stats"]["unique_graphs"]
     assert compiled.generate(PROMPTS, max_gen_len=12, temperature=0)[0] == expected
-    assert counters["stats"]["unique_graphs"] == graphs + 1  # the batch step compiled apart
+    assert counters["stats"]["unique_graphs"] == graphs + 1  # the batch step compiled apart, by Dynamo
+
+
+def test_new_caches_bind_the_compiled_step_again(hf, compiled):
+    """setup_caches() gives the model new KV-cache tensors: the one-row step, which writes the
+    model's own cache in place, takes them (from the compiled package, not compiling again)."""
+    expected = hf_greedy(hf, PROMPTS[2], 12, compiled.tokenizer.eos_id)
+    before = compiled.model.decode_step.one_row.compiles
+    compiled.model.setup_caches()
+    assert compiled.generate(PROMPTS[2:], max_gen_len=12, temperature=0)[0] == [expected]
+    assert compiled.model.decode_step.one_row.compiles == before + 1
 
 
 @pytest.mark.parametrize("weights", ["q4", "bf16"])
@@ -73,4 +86,4 @@ def test_a_4_bit_or_bfloat16_model_compiles_too(tmp_path, weights):
     counters.clear()
     expected = eager.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0]
     assert compiled.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0] == expected
-    assert counters["stats"]["unique_graphs"] == 1
+    assert compiled.model.decode_step.one_row.compiles == 1

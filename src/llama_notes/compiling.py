@@ -12,6 +12,7 @@ import warnings
 import torch
 from torch import nn
 
+from llama_notes.aot_step import AOTStep
 from llama_notes.model import Transformer
 
 
@@ -33,13 +34,17 @@ DYNAMO = {
     "max_saved_pointers_for_recursive_dict_tags_check": 1024,
     "specialize_float": True,
 }
+# Sizes that happen to be equal at the first compile stay separate symbols: the first step of
+# a batch of 3 prompts, the shortest 3 tokens long, has batch size, position and the tokens'
+# storage offset all 3, and "duck sizing" would tie them and compile again at the next step.
+NO_DUCK_SIZING = torch.fx.experimental._config.patch(use_duck_shape=False)
 # The autotuner reads a deprecated storage API; the warning is PyTorch's, not the reader's.
 warnings.filterwarnings("ignore", message="TypedStorage is deprecated", module="torch._inductor")
 
 
 # --8<-- [start:compile_decoding]
 def compile_decoding(model: Transformer) -> Transformer:
-    """Run every one-token step (``seqlen == 1``) of ``model`` through ``torch.compile``;
+    """Compile every one-token step (``seqlen == 1``) of ``model`` with TorchInductor;
     returns ``model``.
 
     Generating a token for one prompt reads every weight once, so its time should be
@@ -49,9 +54,13 @@ def compile_decoding(model: Transformer) -> Transformer:
     caches. Compiled, the small operations become a few fused kernels called from
     C++. Prompts (``seqlen > 1``) still run op by op: they are processed once.
 
-    The first step of batch 1, and the first of a larger batch, each compile (one
-    to two minutes on a 2-core CPU, seconds once TorchInductor's on-disk cache has
-    it) and need a C++ compiler on the CPU, Triton on a GPU. On the CPU the step of a
+    On the CPU, the step of one prompt is exported and compiled ahead of time
+    (:class:`~llama_notes.aot_step.AOTStep`): one C++ call per token, without the work
+    ``torch.compile`` does around its kernels at every call. Other steps (a batch of
+    prompts, a GPU, float16 weights) go through ``torch.compile``. The first step of
+    batch 1, and the first of a larger batch, each compile (one to two minutes on a
+    2-core CPU, seconds once it is in the package's or TorchInductor's on-disk cache)
+    and need a C++ compiler on the CPU, Triton on a GPU. On the CPU the step of a
     batch of prompts has float weights frozen into it and repacked for oneDNN, whose
     kernels multiply several rows at close to the speed of one: change the weights,
     and compile again. So has every step of a float16 model, whose matrix products
@@ -72,8 +81,12 @@ def compile_decoding(model: Transformer) -> Transformer:
     low_precision = model.norm.weight.dtype in (torch.bfloat16, torch.float16)  # the activations' dtype
     # 16-bit nn.Linear layers: float16 ones (bfloat16 ones are the package's kernel on the CPU)
     linear_16bit = low_precision and any(isinstance(m, nn.Linear) for m in model.modules())
+    # One row on the CPU, weights as they are: compiled ahead of time, without Dynamo's per-step work.
+    one_row = None if linear_16bit else AOTStep(model, {"emulate_precision_casts": low_precision})
 
     def decode_step(tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
+        if one_row is not None and tokens.device.type == "cpu" and tokens.shape[0] == 1:
+            return one_row(tokens, start_pos)
         # On the CPU, one float32 row streams the weights fastest through MKL's
         # matrix-vector product; several rows, and 16-bit weights, through oneDNN's
         # kernels on frozen, repacked weights or Inductor's own templates.
@@ -86,9 +99,10 @@ def compile_decoding(model: Transformer) -> Transformer:
                 options.update(AUTOTUNE)
         if low_precision:
             options["emulate_precision_casts"] = True  # on the GPU too: it is about the numbers
-        with torch._inductor.config.patch(options), torch._dynamo.config.patch(DYNAMO):
+        with torch._inductor.config.patch(options), torch._dynamo.config.patch(DYNAMO), NO_DUCK_SIZING:
             return compiled(tokens, start_pos)
 
+    decode_step.one_row = one_row
     model.decode_step = decode_step
     return model
 # --8<-- [end:compile_decoding]
