@@ -1,12 +1,12 @@
 """A model's one-row step on the CPU, compiled ahead of time with AOTInductor.
 
-A one-token step of SmolLM2 in 4 bits takes about 4-5 ms on a 2-core CPU, and
-``torch.compile`` spends a sixth of that before and after its kernels: Dynamo checks
-the model's ~250 tensors and modules, and its wrappers pass each one in, every step.
-Exported with ``torch.export`` and compiled by AOTInductor, the same step is one C++
-call that takes the tokens and the position only: the weights and the KV cache are
-the model's own tensors, handed to the compiled code once (``user_managed``: no copy,
-and the step writes the model's cache in place).
+A one-token step of a small model on the CPU takes a few milliseconds, and
+``torch.compile`` adds Python work before and after its kernels at every step: Dynamo
+checks the model's tensors and modules (some 250 for SmolLM2), and its wrappers pass
+each tensor in. Exported with ``torch.export`` and compiled by AOTInductor, the same
+step is one C++ call that takes the tokens and the position only: the weights and the
+KV cache are the model's own tensors, handed to the compiled code once
+(``user_managed``: no copy, and the step writes the model's cache in place).
 
 The compiled step is kept in ``$LLAMA_NOTES_CACHE/steps`` under a hash of the
 exported program, so a model of the same shape and formats loads it in a second.
@@ -58,7 +58,8 @@ class AOTStep:
         self.options = inductor_options
         self.compiles = 0
         self._runner = None
-        self._dicts, self._keys, self._held = (), (), []  # where each tensor was at the last compile, and it
+        # the dict and key of each tensor the step reads, and the tensor there at the last compile
+        self._dicts, self._keys, self._held = (), (), []
 
     def __call__(self, tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
         # The same tensors as at the last compile? One pass in C over (dict, key, tensor):
@@ -85,7 +86,7 @@ class AOTStep:
         path = self._compiled(program)
         runner = torch._inductor.aoti_load_package(str(path))
         where = self._tensors()
-        fqns = runner.get_constant_fqns()
+        fqns = set(runner.get_constant_fqns())
         # AOTInductor renames the one tensor that the export lifted (_tensor_constant0)
         renamed = [f for f in fqns if f not in where]
         if len(renamed) != 1:
