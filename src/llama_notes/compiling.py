@@ -72,7 +72,10 @@ def compile_decoding(model: Transformer) -> Transformer:
     in another order. In bfloat16 that difference would be a hundred times larger, and
     would change greedy answers where two tokens are close: the fused kernels round
     every intermediate result to bfloat16 as the op-by-op model does
-    (``emulate_precision_casts``), and give its logits bit for bit.
+    (``emulate_precision_casts``), and most steps give its logits bit for bit. Not
+    every step: a float32 result that the compiled step computes in another order
+    can round one bfloat16 value the other way, and the difference carries on through
+    the layers (a few tenths of a logit, in one 4-bit SmolLM2 step seen).
     """
     # dynamic: one compiled step serves every start_pos, another every batch size above 1.
     # The guards on the modules stay (DYNAMO keeps them cheap): every Transformer shares
