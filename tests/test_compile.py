@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from llama_notes.cache import cache_root
 from llama_notes.generation import Llama
 from llama_notes.checkpoint import load
 from llama_notes.compiling import compile_decoding
@@ -65,12 +66,14 @@ def test_compiled_greedy_equals_hf_generate(hf, compiled):
 
 def test_new_caches_bind_the_compiled_step_again(hf, compiled):
     """setup_caches() gives the model new KV-cache tensors: the one-row step, which writes the
-    model's own cache in place, takes them (from the compiled package, not compiling again)."""
+    model's own cache in place, takes them, loading the package it compiled before."""
     expected = hf_greedy(hf, PROMPTS[2], 12, compiled.tokenizer.eos_id)
     before = compiled.model.decode_step.one_row.compiles
+    packages = set((cache_root() / "steps").glob("*.pt2"))
     compiled.model.setup_caches()
     assert compiled.generate(PROMPTS[2:], max_gen_len=12, temperature=0)[0] == [expected]
     assert compiled.model.decode_step.one_row.compiles == before + 1
+    assert set((cache_root() / "steps").glob("*.pt2")) == packages  # none compiled anew
 
 
 @pytest.mark.parametrize("weights", ["q4", "bf16"])
@@ -87,3 +90,4 @@ def test_a_4_bit_or_bfloat16_model_compiles_too(tmp_path, weights):
     expected = eager.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0]
     assert compiled.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0] == expected
     assert compiled.model.decode_step.one_row.compiles == 1
+    assert counters["stats"]["unique_graphs"] == 0  # ahead of time, not through Dynamo
