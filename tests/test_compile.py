@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from llama_notes.cache import cache_root
 from llama_notes.generation import Llama
 from llama_notes.checkpoint import load
 from llama_notes.compiling import compile_decoding
@@ -68,12 +67,13 @@ def test_new_caches_bind_the_compiled_step_again(hf, compiled):
     """setup_caches() gives the model new KV-cache tensors: the one-row step, which writes the
     model's own cache in place, takes them, loading the package it compiled before."""
     expected = hf_greedy(hf, PROMPTS[2], 12, compiled.tokenizer.eos_id)
-    before = compiled.model.decode_step.one_row.compiles
-    packages = set((cache_root() / "steps").glob("*.pt2"))
+    step = compiled.model.decode_step.one_row
+    before, package = step.compiles, step.path
+    written = package.stat().st_mtime_ns
     compiled.model.setup_caches()
     assert compiled.generate(PROMPTS[2:], max_gen_len=12, temperature=0)[0] == [expected]
-    assert compiled.model.decode_step.one_row.compiles == before + 1
-    assert set((cache_root() / "steps").glob("*.pt2")) == packages  # none compiled anew
+    assert step.compiles == before + 1
+    assert step.path == package and package.stat().st_mtime_ns == written  # not compiled anew
 
 
 @pytest.mark.parametrize("weights", ["q4", "bf16"])

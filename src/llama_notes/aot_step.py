@@ -19,6 +19,7 @@ import operator
 import os
 import platform
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -51,12 +52,14 @@ class AOTStep:
     shape of the first call. It compiles (or loads) at the first call, and again
     whenever one of the model's tensors is no longer the one it was given, as after
     :meth:`~llama_notes.model.Transformer.setup_caches`. ``compiles`` counts the
-    compilations this object made, loads from the cache included."""
+    compilations this object made, loads from the cache included; ``path`` is the
+    package it runs."""
 
     def __init__(self, model: Transformer, inductor_options: dict):
         self.model = model
         self.options = inductor_options
         self.compiles = 0
+        self.path = None
         self._runner = None
         # the dict and key of each tensor the step reads, and the tensor there at the last compile
         self._dicts, self._keys, self._held = (), (), []
@@ -83,8 +86,8 @@ class AOTStep:
         with torch.inference_mode(False), torch.no_grad():
             example = (torch.zeros(tokens.shape, dtype=tokens.dtype), torch.tensor(0))
             program = torch.export.export(_Step(self.model), example, strict=False)
-        path = self._compiled(program)
-        runner = torch._inductor.aoti_load_package(str(path))
+        self.path = self._compiled(program)
+        runner = torch._inductor.aoti_load_package(str(self.path))
         where = self._tensors()
         fqns = set(runner.get_constant_fqns())
         # AOTInductor renames the one tensor that the export lifted (_tensor_constant0)
@@ -98,7 +101,7 @@ class AOTStep:
         self._held = [d[key] for d, key in where.values()]
         self.compiles += 1
 
-    def _compiled(self, program) -> os.PathLike:
+    def _compiled(self, program) -> Path:
         """The package of ``program``, compiled unless this machine has it already."""
         key = hashlib.sha256(str(program).encode())
         key.update(repr(sorted(self.options.items())).encode())
