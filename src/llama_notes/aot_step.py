@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import operator
-import os
-import platform
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from llama_notes.cache import cache_root, folder_lock
+from llama_notes.cache import build_once, cache_root, machine_key
 from llama_notes.model import Transformer
 
 # Loading a package reads its tree specs through an API torch itself deprecates: torch's
@@ -105,17 +103,9 @@ class AOTStep:
         """The package of ``program``, compiled unless this machine has it already."""
         key = hashlib.sha256(str(program).encode())
         key.update(repr(sorted(self.options.items())).encode())
-        key.update(f"{torch.__version__} {platform.machine()} {platform.node()}".encode())
-        path = cache_root() / "steps" / f"step-{key.hexdigest()[:20]}.pt2"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with folder_lock(path.parent):
-            if not path.is_file():
-                tmp = path.with_name(f".{path.stem}-{os.getpid()}.pt2")
-                try:
-                    torch._inductor.aoti_compile_and_package(
-                        program, package_path=str(tmp), inductor_configs={**self.options, "aot_inductor.package_constants_in_so": False}
-                    )
-                    os.replace(tmp, path)
-                finally:
-                    tmp.unlink(missing_ok=True)
-        return path
+        key.update(machine_key().encode())
+        options = {**self.options, "aot_inductor.package_constants_in_so": False}
+        return build_once(
+            cache_root() / "steps" / f"step-{key.hexdigest()[:20]}.pt2",
+            lambda tmp: torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs=options),
+        )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 from torch.utils import cpp_extension
 
-from llama_notes.cache import cache_root, folder_lock
+from llama_notes.cache import build_once, cache_root, machine_key
 
 
 def _blocks_output(x, tiles, out_features, out_dtype=None):
@@ -70,7 +69,7 @@ def compile_command(source: Path, output: Path) -> list[str]:
 def library_path(source: Path) -> Path:
     """Where the build of ``source`` for this machine lives: its name hashes what the build depends on."""
     key = hashlib.sha256(source.read_bytes())
-    key.update(f"{torch.__version__} {platform.machine()} {platform.node()}".encode())
+    key.update(machine_key().encode())
     key.update(" ".join(compile_command(source, Path("out"))).encode())
     return cache_root() / "kernels" / f"{source.stem}-{key.hexdigest()[:16]}.so"
 
@@ -78,26 +77,16 @@ def library_path(source: Path) -> Path:
 def build(source: Path) -> Path:
     """Compile ``source`` unless this machine has it already; returns the library.
 
-    One process compiles at a time (a lock on the cache folder); the others wait and
-    load its result. The compiler writes a temporary file that is renamed into place,
-    so an interrupted build leaves nothing that looks finished.
+    One process compiles at a time; the others wait and load its result, and an
+    interrupted build leaves nothing that looks finished (:func:`~llama_notes.cache.build_once`).
     """
-    out = library_path(source)
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out.parent):
-        if out.is_file():  # built by another process while this one waited
-            return out
-        tmp = out.with_name(f".{out.stem}-{os.getpid()}.so")
-        try:
-            done = subprocess.run(compile_command(source, tmp), capture_output=True, text=True)
-            if done.returncode:
-                raise RuntimeError(f"compiling {source.name} failed:\n{done.stderr[-4000:]}")
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return out
+
+    def compile_into(tmp: Path) -> None:
+        done = subprocess.run(compile_command(source, tmp), capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"compiling {source.name} failed:\n{done.stderr[-4000:]}")
+
+    return build_once(library_path(source), compile_into)
 
 
 @functools.cache
