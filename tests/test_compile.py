@@ -91,3 +91,21 @@ def test_a_4_bit_or_bfloat16_model_compiles_too(tmp_path, weights):
     assert compiled.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0] == expected
     assert compiled.model.decode_step.one_row.compiles == 1
     assert counters["stats"]["unique_graphs"] == 0  # ahead of time, not through Dynamo
+
+
+def test_attention_as_sums_is_scaled_dot_product_attention():
+    """The compiled step's attention, written out, gives PyTorch's fused attention: one query
+    row (the step) and a masked prompt, each key/value head serving 3 query heads."""
+    from llama_notes.aot_step import attention_as_sums
+
+    gen = torch.Generator().manual_seed(0)
+    key, value = torch.randn(2, 2, 7, 8, generator=gen), torch.randn(2, 2, 7, 8, generator=gen)
+    for seqlen in (1, 4):
+        query = torch.randn(2, 6, seqlen, 8, generator=gen)
+        mask = torch.randn(seqlen, 7, generator=gen) if seqlen > 1 else None
+        expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, enable_gqa=True)
+        torch.testing.assert_close(attention_as_sums(query, key, value, mask, enable_gqa=True), expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="is_causal"):
+        attention_as_sums(query, key, value, is_causal=True)
+    with pytest.raises(TypeError, match="torch.bool"):
+        attention_as_sums(query, key, value, torch.ones(4, 7, dtype=torch.bool))

@@ -8,6 +8,10 @@ step is one C++ call that takes the tokens and the position only: the weights an
 KV cache are the model's own tensors, handed to the compiled code once
 (``user_managed``: no copy, and the step writes the model's cache in place).
 
+Attention is compiled from its definition (:func:`attention_as_sums`) rather than
+called as PyTorch's CPU kernel, so that Inductor fuses it with the rotary embedding and
+the cache write.
+
 The compiled step is kept in ``$LLAMA_NOTES_CACHE/steps`` under a hash of the
 exported program, so a model of the same shape and formats loads it in a second.
 """
@@ -15,6 +19,7 @@ exported program, so a model of the same shape and formats loads it in a second.
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 import warnings
 from pathlib import Path
@@ -28,6 +33,34 @@ from llama_notes.model import Transformer
 # Loading a package reads its tree specs through an API torch itself deprecates: torch's
 # warning, not the reader's.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+
+
+def attention_as_sums(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    """``F.scaled_dot_product_attention`` written as products and sums, for the exported step.
+
+    PyTorch's CPU kernel computes the scores of one query row head by head, each with
+    a matrix-vector product from MKL, which runs its generic code on AMD processors:
+    called 30 times a token, it shows in the step's time. Written out, the scores,
+    the softmax and the weighted sum of the values become loops that Inductor fuses
+    with the rotary embedding and the cache write: one kernel per layer. ``query`` is
+    ``(bsz, n_heads, seqlen, head_dim)``, ``key`` and ``value``
+    ``(bsz, n_kv_heads, cache_len, head_dim)``; each key/value head serves
+    ``n_heads // n_kv_heads`` query heads, as with ``enable_gqa=True``.
+    """
+    if dropout_p or is_causal:
+        raise ValueError("attention_as_sums takes neither dropout nor is_causal: the model passes its own mask")
+    if attn_mask is not None and not attn_mask.is_floating_point():
+        raise TypeError(f"attention_as_sums adds a float mask to the scores, got a {attn_mask.dtype} one")
+    bsz, n_heads, seqlen, head_dim = query.shape
+    n_kv_heads = key.shape[1]
+    # (bsz, n_kv_heads, query heads per key/value head, seqlen, 1, head_dim) against the keys'
+    # (bsz, n_kv_heads, 1, 1, cache_len, head_dim)
+    q = query.view(bsz, n_kv_heads, n_heads // n_kv_heads, seqlen, 1, head_dim)
+    scores = (q * key[:, :, None, None]).sum(-1) * (1 / math.sqrt(head_dim) if scale is None else scale)
+    if attn_mask is not None:
+        scores = scores + attn_mask
+    weights = scores.softmax(-1)  # (..., seqlen, cache_len)
+    return (weights[..., None] * value[:, :, None, None]).sum(-2).view(bsz, n_heads, seqlen, head_dim)
 
 
 class _Step(nn.Module):
@@ -84,6 +117,7 @@ class AOTStep:
         with torch.inference_mode(False), torch.no_grad():
             example = (torch.zeros(tokens.shape, dtype=tokens.dtype), torch.tensor(0))
             program = torch.export.export(_Step(self.model), example, strict=False)
+            program = program.run_decompositions({torch.ops.aten.scaled_dot_product_attention.default: attention_as_sums})
         self.path = self._compiled(program)
         runner = torch._inductor.aoti_load_package(str(self.path))
         where = self._tensors()
