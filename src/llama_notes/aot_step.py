@@ -100,7 +100,10 @@ class AOTStep:
         # Module.__getattr__ would take 1.4 us per tensor, a third of a millisecond a step.
         if self._runner is None or not all(map(operator.is_, map(dict.get, self._dicts, self._keys), self._held)):
             self._prepare(tokens)
-        return self._runner(tokens, torch.tensor(start_pos))
+        # The package's loader itself: the package's __call__ flattens the inputs and rebuilds
+        # the output with pytree at every call, Python work that the step's cold caches make
+        # slow (see CONTRIBUTING.md).
+        return self._runner.loader.run([tokens, torch.tensor(start_pos)])[0]
 
     def _tensors(self) -> dict[str, tuple[dict, str]]:
         """Each tensor the step reads, by its name in the exported program: the dict that
