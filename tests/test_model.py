@@ -43,6 +43,13 @@ def test_full_sequence_logits_match_hf(hf, model, tokens):
     assert (ours - hf_logits(hf, tokens)).abs().max() < TOL
 
 
+def test_last_only_gives_the_last_positions_logits(hf, model, tokens):
+    """last_only applies the output layer to the last position alone: the same logits."""
+    last = model(tokens[:, :9], 0, last_only=True)
+    assert last.shape == (3, 1, hf.config.vocab_size)
+    assert (last - hf_logits(hf, tokens[:, :9])[:, -1:]).abs().max() < TOL
+
+
 @pytest.mark.parametrize("chunks", [[7] + [1] * 10, [5, 4, 1, 7], [1] * 17])
 def test_prefill_then_steps_through_the_cache_match_hf(hf, model, tokens, chunks):
     """Prefill, then shorter calls at start_pos > 0: the cache, and the mask for a chunk

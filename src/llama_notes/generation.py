@@ -149,7 +149,7 @@ class Llama:
         # --8<-- [end:generate_state]
         # --8<-- [start:generate_forward]
         for cur_pos in range(min_prompt_len, total_len):
-            logits = self.model.forward(tokens[:, prev_pos:cur_pos], prev_pos)
+            logits = self.model.forward(tokens[:, prev_pos:cur_pos], prev_pos, last_only=not logprobs)
             # a NaN anywhere makes the sum NaN: one pass over the vocabulary, read with the
             # end-of-sequence flags below
             nan_logits = logits[:, -1].sum(-1).isnan().any()

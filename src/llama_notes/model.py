@@ -234,17 +234,20 @@ class Transformer(nn.Module):
 
     # --8<-- [start:forward]
     @torch.inference_mode()
-    def forward(self, tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, start_pos: int, last_only: bool = False) -> torch.Tensor:
         """Logits ``(bsz, seqlen, vocab_size)`` for ``tokens`` ``(bsz, seqlen)`` at positions
         ``start_pos : start_pos + seqlen``; the cache holds the keys and values before them.
+        With ``last_only``, the logits of the last position alone, ``(bsz, 1, vocab_size)``:
+        the output layer, the largest matrix of a small model, multiplies one row per
+        sequence instead of ``seqlen``.
 
         The logits are float32, or float64 for a float64 model.
         """
         if tokens.shape[1] == 1 and self.decode_step is not None:
             return self.decode_step(tokens, start_pos)
-        return self._forward(tokens, start_pos)
+        return self._forward(tokens, start_pos, last_only)
 
-    def _forward(self, tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
+    def _forward(self, tokens: torch.Tensor, start_pos: int, last_only: bool = False) -> torch.Tensor:
         _bsz, seqlen = tokens.shape
         if self.rope is None:
             raise ValueError("no KV cache: call setup_caches() once the weights are loaded")
@@ -263,6 +266,8 @@ class Transformer(nn.Module):
 
         for layer in self.layers:
             h = layer(h, start_pos, rope, mask)
+        if last_only:
+            h = h[:, -1:]
         h = self.norm(h)
         output = self.output(h)
         return output.to(torch.promote_types(output.dtype, torch.float32))
