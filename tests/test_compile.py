@@ -107,5 +107,7 @@ def test_attention_as_sums_is_scaled_dot_product_attention():
         torch.testing.assert_close(attention_as_sums(query, key, value, mask, enable_gqa=True), expected, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="is_causal"):
         attention_as_sums(query, key, value, is_causal=True)
+    with pytest.raises(ValueError, match="enable_gqa"):
+        attention_as_sums(query, key, value)
     with pytest.raises(TypeError, match="torch.bool"):
         attention_as_sums(query, key, value, torch.ones(4, 7, dtype=torch.bool))

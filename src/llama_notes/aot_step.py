@@ -8,7 +8,7 @@ step is one C++ call that takes the tokens and the position only: the weights an
 KV cache are the model's own tensors, handed to the compiled code once
 (``user_managed``: no copy, and the step writes the model's cache in place).
 
-Attention is compiled from its definition (:func:`attention_as_sums`) rather than
+Attention can be compiled from its definition (:func:`attention_as_sums`) rather than
 called as PyTorch's CPU kernel, so that Inductor fuses it with the rotary embedding and
 the cache write.
 
@@ -18,6 +18,7 @@ exported program, so a model of the same shape and formats loads it in a second.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import operator
@@ -25,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from llama_notes.cache import build_once, cache_root, machine_key
@@ -53,6 +55,8 @@ def attention_as_sums(query, key, value, attn_mask=None, dropout_p=0.0, is_causa
         raise TypeError(f"attention_as_sums adds a float mask to the scores, got a {attn_mask.dtype} one")
     bsz, n_heads, seqlen, head_dim = query.shape
     n_kv_heads = key.shape[1]
+    if n_heads != n_kv_heads and not enable_gqa:
+        raise ValueError(f"{n_heads} query heads and {n_kv_heads} key/value heads need enable_gqa=True")
     # (bsz, n_kv_heads, query heads per key/value head, seqlen, 1, head_dim) against the keys'
     # (bsz, n_kv_heads, 1, 1, cache_len, head_dim)
     q = query.view(bsz, n_kv_heads, n_heads // n_kv_heads, seqlen, 1, head_dim)
@@ -61,6 +65,17 @@ def attention_as_sums(query, key, value, attn_mask=None, dropout_p=0.0, is_causa
         scores = scores + attn_mask
     weights = scores.softmax(-1)  # (..., seqlen, cache_len)
     return (weights[..., None] * value[:, :, None, None]).sum(-2).view(bsz, n_heads, seqlen, head_dim)
+
+
+class _AttentionAsSums(torch.overrides.TorchFunctionMode):
+    """While exporting: ``F.scaled_dot_product_attention`` calls become :func:`attention_as_sums`
+    in the exported program (cheaper than decomposing the program once exported, which
+    traces it all again)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is F.scaled_dot_product_attention:
+            func = attention_as_sums
+        return func(*args, **(kwargs or {}))
 
 
 class _Step(nn.Module):
@@ -84,11 +99,13 @@ class AOTStep:
     whenever one of the model's tensors is no longer the one it was given, as after
     :meth:`~llama_notes.model.Transformer.setup_caches`. ``compiles`` counts the
     compilations this object made, loads from the cache included; ``path`` is the
-    package it runs."""
+    package it runs. With ``attention_written_out``, the step's attention is
+    :func:`attention_as_sums`, fused by Inductor, rather than PyTorch's CPU kernel."""
 
-    def __init__(self, model: Transformer, inductor_options: dict):
+    def __init__(self, model: Transformer, inductor_options: dict, attention_written_out: bool = False):
         self.model = model
         self.options = inductor_options
+        self.attention_written_out = attention_written_out
         self.compiles = 0
         self.path = None
         self._runner = None
@@ -119,8 +136,8 @@ class AOTStep:
     def _prepare(self, tokens: torch.Tensor) -> None:
         with torch.inference_mode(False), torch.no_grad():
             example = (torch.zeros(tokens.shape, dtype=tokens.dtype), torch.tensor(0))
-            program = torch.export.export(_Step(self.model), example, strict=False)
-            program = program.run_decompositions({torch.ops.aten.scaled_dot_product_attention.default: attention_as_sums})
+            with _AttentionAsSums() if self.attention_written_out else contextlib.nullcontext():
+                program = torch.export.export(_Step(self.model), example, strict=False)
         self.path = self._compiled(program)
         runner = torch._inductor.aoti_load_package(str(self.path))
         where = self._tensors()

@@ -84,8 +84,13 @@ def compile_decoding(model: Transformer) -> Transformer:
     low_precision = model.norm.weight.dtype in (torch.bfloat16, torch.float16)  # the activations' dtype
     # 16-bit nn.Linear layers: float16 ones (bfloat16 ones are the package's kernel on the CPU)
     linear_16bit = low_precision and any(isinstance(m, nn.Linear) for m in model.modules())
-    # One row on the CPU, weights as they are: compiled ahead of time, without Dynamo's per-step work.
-    one_row = None if linear_16bit else AOTStep(model, {"emulate_precision_casts": low_precision})
+    # One row on the CPU, weights as they are: compiled ahead of time, without Dynamo's per-step
+    # work. A 16-bit or 4-bit step writes its attention out (aot_step.attention_as_sums): a
+    # float32 step, its time in MKL's products, gained nothing measurable from it, and the
+    # written-out attention makes a SmolLM2 compile about half as long again.
+    one_row = None
+    if not linear_16bit:
+        one_row = AOTStep(model, {"emulate_precision_casts": low_precision}, attention_written_out=low_precision)
 
     def decode_step(tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
         if one_row is not None and tokens.device.type == "cpu" and tokens.shape[0] == 1:
