@@ -85,7 +85,7 @@ def compile_decoding(model: Transformer) -> Transformer:
     # 16-bit nn.Linear layers: float16 ones (bfloat16 ones are the package's kernel on the CPU)
     linear_16bit = low_precision and any(isinstance(m, nn.Linear) for m in model.modules())
     # One row on the CPU, weights as they are: compiled ahead of time, without Dynamo's per-step
-    # work. A 16-bit or 4-bit step writes its attention out (aot_step.attention_as_sums): a
+    # work. A bfloat16 or 4-bit step writes its attention out (aot_step.attention_as_sums): a
     # float32 step, its time in MKL's products, gained nothing measurable from it, and the
     # written-out attention makes a SmolLM2 compile about half as long again.
     one_row = None
