@@ -78,8 +78,9 @@ def test_new_caches_bind_the_compiled_step_again(hf, compiled):
 
 @pytest.mark.parametrize("weights", ["q4", "bf16"])
 def test_a_4_bit_or_bfloat16_model_compiles_too(tmp_path, weights):
-    """compile=True composes with q4 and bf16: the step of the tiny GGUF model, its matrix
-    products the package's kernels, compiles once and writes the op-by-op model's greedy tokens."""
+    """compile=True composes with q4 and bf16: the step of the tiny GGUF model (and in 4 bits
+    its prompt), their matrix products the package's kernels, compile once each and write
+    the op-by-op model's greedy tokens, for prompts of three lengths."""
     from llama_notes.tiny import write_tiny_gguf
 
     path = write_tiny_gguf(tmp_path / "tiny.gguf")
@@ -87,9 +88,14 @@ def test_a_4_bit_or_bfloat16_model_compiles_too(tmp_path, weights):
     compiled = Llama(compile_decoding(load(path, weights, max_seq_len=48, max_batch_size=1)), eager.tokenizer)
     torch._dynamo.reset()
     counters.clear()
-    expected = eager.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0]
-    assert compiled.generate(PROMPTS[:1], max_gen_len=12, temperature=0)[0] == expected
+    for prompt in PROMPTS:  # three lengths: one compiled prompt serves them all
+        expected = eager.generate([prompt], max_gen_len=12, temperature=0)[0]
+        assert compiled.generate([prompt], max_gen_len=12, temperature=0)[0] == expected
     assert compiled.model.decode_step.one_row.compiles == 1
+    if weights == "q4":  # the prompt of a 4-bit model is compiled too
+        assert compiled.model.prefill_step.one_row.compiles == 1
+    else:
+        assert compiled.model.prefill_step is None
     assert counters["stats"]["unique_graphs"] == 0  # ahead of time, not through Dynamo
 
 

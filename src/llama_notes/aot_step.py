@@ -1,4 +1,4 @@
-"""A model's one-row step on the CPU, compiled ahead of time with AOTInductor.
+"""A model's one-row steps on the CPU, compiled ahead of time with AOTInductor.
 
 A one-token step of a small model on the CPU takes a few milliseconds, and
 ``torch.compile`` adds Python work before and after its kernels at every step: Dynamo
@@ -10,7 +10,8 @@ KV cache are the model's own tensors, handed to the compiled code once
 
 Attention can be compiled from its definition (:func:`attention_as_sums`) rather than
 called as PyTorch's CPU kernel, so that Inductor fuses it with the rotary embedding and
-the cache write.
+the cache write. A prompt of one row can be compiled the same way, as a second
+program that takes any prompt length.
 
 The compiled step is kept in ``$LLAMA_NOTES_CACHE/steps`` under a hash of the
 exported program, so a model of the same shape and formats loads it in a second.
@@ -82,35 +83,39 @@ class _Step(nn.Module):
     """``Transformer._forward`` with the position as a tensor: the compiled code takes it
     as an input instead of being specialized to one position."""
 
-    def __init__(self, model: Transformer):
+    def __init__(self, model: Transformer, last_only: bool):
         super().__init__()
         self.model = model
+        self.last_only = last_only
 
     def forward(self, tokens: torch.Tensor, start_pos: torch.Tensor) -> torch.Tensor:
         pos = start_pos.item()
         torch._check(pos >= 0)
         torch._check(pos + tokens.shape[1] <= self.model.params.max_seq_len)
-        return self.model._forward(tokens, pos)
+        return self.model._forward(tokens, pos, self.last_only)
 
 
 class AOTStep:
-    """Calls ``model._forward(tokens, start_pos)`` through AOTInductor, for tokens of the
-    shape of the first call. It compiles (or loads) at the first call, and again
-    whenever one of the model's tensors is no longer the one it was given, as after
-    :meth:`~llama_notes.model.Transformer.setup_caches`. ``compiles`` counts the
-    compilations this object made, loads from the cache included; ``path`` is the
-    package it runs. With ``attention_written_out``, the step's attention is
+    """Calls ``model._forward(tokens, start_pos)`` through AOTInductor for one row of one
+    token, or, with ``prompt``, for one row of 2 to ``max_seq_len`` tokens, of which it
+    returns the last position's logits only (``last_only``). It compiles (or loads) at the
+    first call, and again whenever one of the model's tensors is no longer the one it was
+    given, as after :meth:`~llama_notes.model.Transformer.setup_caches`. ``compiles``
+    counts the compilations this object made, loads from the cache included; ``path`` is
+    the package it runs. With ``attention_written_out``, the step's attention is
     :func:`attention_as_sums`, fused by Inductor, rather than PyTorch's CPU kernel."""
 
-    def __init__(self, model: Transformer, inductor_options: dict, attention_written_out: bool = False):
+    def __init__(self, model: Transformer, inductor_options: dict, attention_written_out: bool = False, prompt: bool = False):
         self.model = model
         self.options = inductor_options
         self.attention_written_out = attention_written_out
+        self.prompt = prompt
         self.compiles = 0
         self.path = None
         self._runner = None
         # the dict and key of each tensor the step reads, and the tensor there at the last compile
         self._dicts, self._keys, self._held = (), (), []
+        self._positions = []  # start_pos as the tensor the compiled code takes, one per position
 
     def __call__(self, tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
         # The same tensors as at the last compile? One pass in C over (dict, key, tensor):
@@ -120,7 +125,9 @@ class AOTStep:
         # The package's loader itself: the package's __call__ flattens the inputs and rebuilds
         # the output with pytree at every call, Python work that the step's cold caches make
         # slow (see CONTRIBUTING.md).
-        return self._runner.loader.run([tokens, torch.tensor(start_pos)])[0]
+        # A tensor made once per position: a new one at each call costs more than the check.
+        position = self._positions[start_pos] if 0 <= start_pos < len(self._positions) else torch.tensor(start_pos)
+        return self._runner.loader.run([tokens, position])[0]
 
     def _tensors(self) -> dict[str, tuple[dict, str]]:
         """Each tensor the step reads, by its name in the exported program: the dict that
@@ -135,9 +142,13 @@ class AOTStep:
 
     def _prepare(self, tokens: torch.Tensor) -> None:
         with torch.inference_mode(False), torch.no_grad():
-            example = (torch.zeros(tokens.shape, dtype=tokens.dtype), torch.tensor(0))
+            max_seq_len = self.model.params.max_seq_len
+            dynamic = None
+            if self.prompt:  # one program for every prompt length
+                dynamic = {"tokens": {1: torch.export.Dim("seqlen", min=2, max=max_seq_len)}, "start_pos": None}
+            example = (torch.zeros((1, 2) if self.prompt else tokens.shape, dtype=tokens.dtype), torch.tensor(0))
             with _AttentionAsSums() if self.attention_written_out else contextlib.nullcontext():
-                program = torch.export.export(_Step(self.model), example, strict=False)
+                program = torch.export.export(_Step(self.model, last_only=self.prompt), example, dynamic_shapes=dynamic, strict=False)
         self.path = self._compiled(program)
         runner = torch._inductor.aoti_load_package(str(self.path))
         where = self._tensors()
@@ -151,6 +162,7 @@ class AOTStep:
         self._runner = runner
         self._dicts, self._keys = zip(*where.values())
         self._held = [d[key] for d, key in where.values()]
+        self._positions = [torch.tensor(p) for p in range(max_seq_len)]
         self.compiles += 1
 
     def _compiled(self, program) -> Path:

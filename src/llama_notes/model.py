@@ -208,6 +208,7 @@ class Transformer(nn.Module):
         self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
         self.rope = None  # set by setup_caches, with the KV cache
         self.decode_step = None  # set by llama_notes.compiling.compile_decoding
+        self.prefill_step = None  # the same, for prompts whose last logits alone are wanted
 
     def setup_caches(
         self, max_batch_size: int | None = None, max_seq_len: int | None = None, cache_dtype: torch.dtype | None = None
@@ -245,6 +246,8 @@ class Transformer(nn.Module):
         """
         if tokens.shape[1] == 1 and self.decode_step is not None:
             return self.decode_step(tokens, start_pos)
+        if last_only and self.prefill_step is not None:
+            return self.prefill_step(tokens, start_pos)
         return self._forward(tokens, start_pos, last_only)
 
     def _forward(self, tokens: torch.Tensor, start_pos: int, last_only: bool = False) -> torch.Tensor:
