@@ -76,6 +76,21 @@ def test_new_caches_bind_the_compiled_step_again(hf, compiled):
     assert step.path == package and package.stat().st_mtime_ns == written  # not compiled anew
 
 
+def test_the_step_binds_again_only_when_one_of_its_tensors_changes(compiled):
+    """A change to a dict that holds the step's tensors makes the step look at them again; it
+    binds again only if one of them is no longer the tensor it was given."""
+    step, attention = compiled.model.decode_step.one_row, compiled.model.layers[0].attention
+    compiled.generate(PROMPTS[:1], max_gen_len=3, temperature=0)
+    before = step.compiles
+    attention.register_buffer("unused", torch.zeros(1), persistent=False)  # same dict, same tensors
+    compiled.generate(PROMPTS[:1], max_gen_len=3, temperature=0)
+    assert step.compiles == before
+    del attention._buffers["unused"]
+    attention.wo.weight = torch.nn.Parameter(attention.wo.weight.detach().clone())  # same numbers, another tensor
+    compiled.generate(PROMPTS[:1], max_gen_len=3, temperature=0)
+    assert step.compiles == before + 1
+
+
 @pytest.mark.parametrize("weights", ["q4", "bf16"])
 def test_a_4_bit_or_bfloat16_model_compiles_too(tmp_path, weights):
     """compile=True composes with q4 and bf16: the step of the tiny GGUF model (and in 4 bits
