@@ -129,11 +129,11 @@ class AOTStep:
             if self._runner is None or not all(map(operator.is_, map(dict.get, self._dicts, self._keys), self._held)):
                 self._prepare(tokens)
             self._versions = list(map(dict_version, self._holders))
+        # A tensor made once per position: a new one at each call costs more than the check.
+        position = self._positions[start_pos] if 0 <= start_pos < len(self._positions) else torch.tensor(start_pos)
         # The package's loader itself: the package's __call__ flattens the inputs and rebuilds
         # the output with pytree at every call, Python work that the step's cold caches make
         # slow (see CONTRIBUTING.md).
-        # A tensor made once per position: a new one at each call costs more than the check.
-        position = self._positions[start_pos] if 0 <= start_pos < len(self._positions) else torch.tensor(start_pos)
         return self._runner.loader.run([tokens, position])[0]
 
     def _tensors(self) -> dict[str, tuple[dict, str]]:

@@ -119,14 +119,15 @@ def compile_decoding(model: Transformer) -> Transformer:
         with torch._inductor.config.patch(options), torch._dynamo.config.patch(DYNAMO), NO_DUCK_SIZING:
             return compiled(tokens, start_pos)
 
-    def prefill_step(tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
-        if tokens.device.type == "cpu" and tokens.shape[0] == 1:
-            return prompt_row(tokens, start_pos)
-        return model._forward(tokens, start_pos, last_only=True)
-
     decode_step.one_row = one_row
     model.decode_step = decode_step
     if prompt_row is not None:
+
+        def prefill_step(tokens: torch.Tensor, start_pos: int) -> torch.Tensor:
+            if tokens.device.type == "cpu" and tokens.shape[0] == 1:
+                return prompt_row(tokens, start_pos)
+            return model._forward(tokens, start_pos, last_only=True)
+
         prefill_step.one_row = prompt_row
         model.prefill_step = prefill_step
     return model
