@@ -1,5 +1,5 @@
-"""The C++ kernel's build on first use: once per source and flags, never half-written, and
-its portable loop for CPUs without AVX512-VNNI."""
+"""The C++ kernel's build on first use: once per source and flags, never half-written, the
+builds used last kept on disk, and its portable loop for CPUs without AVX512-VNNI."""
 
 import os
 import platform
@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from llama_notes import kernels
+from llama_notes.cache import build_once
 
 
 @pytest.fixture
@@ -23,11 +24,33 @@ def test_a_source_builds_once_and_again_when_it_changes(tmp_path, cache):
     source.write_text('extern "C" int answer() { return 42; }\n')
     first = kernels.build(source)
     assert first.parent == cache and first.is_file()
-    built = first.stat().st_mtime_ns
-    assert kernels.build(source) == first and first.stat().st_mtime_ns == built  # not compiled again
+    built = first.stat().st_ino  # a build renames a new file into place
+    assert kernels.build(source) == first and first.stat().st_ino == built  # not compiled again
     source.write_text('extern "C" int answer() { return 43; }\n')
     second = kernels.build(source)
     assert second != first and second.is_file()
+
+
+def test_the_cache_keeps_the_builds_used_last(tmp_path):
+    """A new build removes the builds used least recently beyond ``keep``; finding a build in
+    the cache counts as using it. The lock and other hidden files stay."""
+    written = []
+
+    def write(name):
+        def into(tmp):
+            tmp.write_text(name)
+            written.append(name)
+
+        return into
+
+    for name in ("a", "b", "c"):
+        build_once(tmp_path / f"{name}.so", write(name), keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.so")) == ["b.so", "c.so"]
+    build_once(tmp_path / "b.so", write("b"), keep=2)  # found: used, not built again
+    build_once(tmp_path / "d.so", write("d"), keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.so")) == ["b.so", "d.so"]
+    assert written == ["a", "b", "c", "d"]
+    assert (tmp_path / ".lock").is_file()
 
 
 def test_two_builders_at_once_compile_once(tmp_path, cache, monkeypatch):

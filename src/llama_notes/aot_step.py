@@ -80,6 +80,12 @@ class _AttentionAsSums(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+# Compiled steps kept on disk, the ones used last: a few megabytes each, a new one for each
+# model shape, format and change to the package. A SmolLM2 user has up to four in use (the
+# step in float32, bfloat16 and 4 bits, and the 4-bit prompt); the tests use five more.
+KEEP_STEPS = 16
+
+
 class _Step(nn.Module):
     """``Transformer._forward`` with the position as a tensor: the compiled code takes it
     as an input instead of being specialized to one position."""
@@ -182,4 +188,5 @@ class AOTStep:
         return build_once(
             cache_root() / "steps" / f"step-{key.hexdigest()[:20]}.pt2",
             lambda tmp: torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs=options),
+            keep=KEEP_STEPS,
         )

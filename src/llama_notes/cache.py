@@ -9,8 +9,10 @@ the same thing at once (``make test`` runs three pytest processes): the first to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,12 +39,19 @@ def machine_key() -> str:
     return f"{torch.__version__} {platform.machine()} {platform.node()}"
 
 
-def build_once(path: Path, write: Callable[[Path], None]) -> Path:
+def build_once(path: Path, write: Callable[[Path], None], keep: int | None = None) -> Path:
     """``path``, which ``write(tmp)`` builds into a file ``tmp`` unless this machine has it
     already. One process builds at a time (:func:`folder_lock` on its folder); the others
     wait and find it built. The file is renamed into place, so an interrupted or failed
-    build leaves nothing that looks finished."""
+    build leaves nothing that looks finished.
+
+    Builds are named after what they depend on, so every change to a source or a model
+    adds one. With ``keep``, the folder holds the ``keep`` builds used last, and a new
+    build removes the others: finding a build counts as using it (its modification time
+    becomes now), so what is in use stays.
+    """
     if path.is_file():
+        _mark_used(path)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(path.parent):
@@ -54,4 +63,25 @@ def build_once(path: Path, write: Callable[[Path], None]) -> Path:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+        _mark_used(path)
+        if keep is not None:
+            _keep_last_used(path.parent, path.suffix, keep)
     return path
+
+
+def _mark_used(path: Path) -> None:
+    # The clock itself, to the nanosecond: a file system stamps times with its coarser tick.
+    now = time.time_ns()
+    with contextlib.suppress(OSError):  # a cache this user may read but not write
+        os.utime(path, ns=(now, now))
+
+
+def _keep_last_used(folder: Path, suffix: str, keep: int) -> None:
+    """Remove all but the ``keep`` most recently used builds (``*suffix``) of ``folder``.
+    Hidden files (the lock, builds being written) are not builds."""
+    builds = [p for p in folder.glob(f"*{suffix}") if not p.name.startswith(".")]
+    builds.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in builds[keep:]:
+        # A process that loaded it keeps its copy; Windows refuses to remove a loaded library.
+        with contextlib.suppress(OSError):
+            old.unlink()

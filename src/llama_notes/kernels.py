@@ -43,6 +43,11 @@ OPS = {
 }
 
 
+# Libraries kept on disk, the ones used last: each change to a source or to CXXFLAGS builds
+# another, and this machine uses one per library at a time.
+KEEP_BUILDS = 8
+
+
 def source_of(name: str) -> Path:
     """The C++ file of the library ``name`` (a key of :data:`OPS`)."""
     if name not in OPS:
@@ -86,7 +91,7 @@ def build(source: Path) -> Path:
         if done.returncode:
             raise RuntimeError(f"compiling {source.name} failed:\n{done.stderr[-4000:]}")
 
-    return build_once(library_path(source), compile_into)
+    return build_once(library_path(source), compile_into, keep=KEEP_BUILDS)
 
 
 @functools.cache
