@@ -14,7 +14,8 @@ the cache write. A prompt of one row can be compiled the same way, as a second
 program that takes any prompt length.
 
 The compiled step is kept in ``$LLAMA_NOTES_CACHE/steps`` under a hash of the
-exported program, so a model of the same shape and formats loads it in a second.
+exported program. A model of the same shape and formats finds it again through a hash
+of what the export depends on, without exporting, and loads it in a second.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import contextlib
 import hashlib
 import math
 import operator
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch._C._dynamo.guards import dict_version  # CPython's version tag of a dict, as Dynamo's guards read it
 
-from llama_notes.cache import build_once, cache_root, machine_key
+from llama_notes.cache import build_once, cache_root, found, machine_key
 from llama_notes.model import Transformer
 
 # Loading a package reads its tree specs through an API torch itself deprecates: torch's
@@ -154,15 +157,9 @@ class AOTStep:
         return where
 
     def _prepare(self, tokens: torch.Tensor) -> None:
-        with torch.inference_mode(False), torch.no_grad():
-            max_seq_len = self.model.params.max_seq_len
-            dynamic = None
-            if self.prompt:  # one program for every prompt length
-                dynamic = {"tokens": {1: torch.export.Dim("seqlen", min=2, max=max_seq_len)}, "start_pos": None}
-            example = (torch.zeros((1, 2) if self.prompt else tokens.shape, dtype=tokens.dtype), torch.tensor(0))
-            with _AttentionAsSums() if self.attention_written_out else contextlib.nullcontext():
-                program = torch.export.export(_Step(self.model, last_only=self.prompt), example, dynamic_shapes=dynamic, strict=False)
-        self.path = self._compiled(program)
+        max_seq_len = self.model.params.max_seq_len
+        example = torch.zeros((1, 2) if self.prompt else tokens.shape, dtype=tokens.dtype)
+        self.path = self._package(example)
         runner = torch._inductor.aoti_load_package(str(self.path))
         where = self._tensors()
         fqns = set(runner.get_constant_fqns())
@@ -178,6 +175,52 @@ class AOTStep:
         self._holders = list({id(d): d for d in self._dicts}.values())
         self._positions = [torch.tensor(p) for p in range(max_seq_len)]
         self.compiles += 1
+
+    def _package(self, example: torch.Tensor) -> Path:
+        """The compiled package of this step. Exporting a SmolLM2 step takes 5-6 s, so a
+        package is first looked for under a key of what the export depends on (the
+        package's code, the model's modules and tensors, the step, torch and this machine).
+        Otherwise the step is exported, and compiled unless a package of the same program
+        exists: an edit elsewhere in the package changes the first key, not the program."""
+        steps = cache_root() / "steps"
+        alias = steps / f"step-{self._inputs_key(example)}.alias"  # holds the package's name
+        with contextlib.suppress(OSError):  # no alias yet
+            if name := alias.read_text(encoding="utf-8").strip():
+                if found(steps / name):
+                    return steps / name
+        with torch.inference_mode(False), torch.no_grad():
+            dynamic = None
+            if self.prompt:  # one program for every prompt length
+                seqlen = torch.export.Dim("seqlen", min=2, max=self.model.params.max_seq_len)
+                dynamic = {"tokens": {1: seqlen}, "start_pos": None}
+            with _AttentionAsSums() if self.attention_written_out else contextlib.nullcontext():
+                step = _Step(self.model, last_only=self.prompt)
+                program = torch.export.export(step, (example, torch.tensor(0)), dynamic_shapes=dynamic, strict=False)
+        path = self._compiled(program)
+        tmp = alias.with_name(f".{alias.name}-{os.getpid()}")
+        tmp.write_text(path.name, encoding="utf-8")
+        os.replace(tmp, alias)  # whole or absent, as the packages
+        for other in steps.glob("*.alias"):  # those of packages the cache no longer keeps
+            with contextlib.suppress(OSError):
+                if not (steps / other.read_text(encoding="utf-8").strip()).is_file():
+                    other.unlink()
+        return path
+
+    def _inputs_key(self, example: torch.Tensor) -> str:
+        """A hash of what exporting the step depends on, read without exporting it."""
+        key = hashlib.sha256()
+        package = Path(__file__).parent
+        for source in sorted([*package.glob("*.py"), *package.glob("*.cpp")]):
+            key.update(source.read_bytes())
+        model = self.model
+        tensors = [*model.named_parameters(), *model.named_buffers(), ("rope", model.rope)]
+        key.update(repr([
+            model.params, sys.version, machine_key(), sorted(self.options.items()),
+            self.prompt, self.attention_written_out, tuple(example.shape), example.dtype,
+            [(name, type(m).__module__, type(m).__qualname__) for name, m in model.named_modules()],
+            [(name, tuple(t.shape), t.stride(), t.dtype, str(t.device)) for name, t in tensors],
+        ]).encode())
+        return key.hexdigest()[:20]
 
     def _compiled(self, program) -> Path:
         """The package of ``program``, compiled unless this machine has it already."""

@@ -50,8 +50,7 @@ def build_once(path: Path, write: Callable[[Path], None], keep: int | None = Non
     build removes the others: finding a build counts as using it (its modification time
     becomes now), so what is in use stays.
     """
-    if path.is_file():
-        _mark_used(path)
+    if found(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(path.parent):
@@ -67,6 +66,14 @@ def build_once(path: Path, write: Callable[[Path], None], keep: int | None = Non
         if keep is not None:
             _keep_last_used(path.parent, path.suffix, keep)
     return path
+
+
+def found(path: Path) -> bool:
+    """Whether this machine has built ``path``; finding it counts as using it (see :func:`build_once`)."""
+    if not path.is_file():
+        return False
+    _mark_used(path)
+    return True
 
 
 def _mark_used(path: Path) -> None:
