@@ -185,9 +185,8 @@ class AOTStep:
         steps = cache_root() / "steps"
         alias = steps / f"step-{self._inputs_key(example)}.alias"  # holds the package's name
         with contextlib.suppress(OSError):  # no alias yet
-            if name := alias.read_text(encoding="utf-8").strip():
-                if found(steps / name):
-                    return steps / name
+            if (name := alias.read_text(encoding="utf-8").strip()) and found(steps / name):
+                return steps / name
         with torch.inference_mode(False), torch.no_grad():
             dynamic = None
             if self.prompt:  # one program for every prompt length
